@@ -206,8 +206,7 @@ static void pt_lua_table_fill(lua_State *L, int idx, int depth, int ndim, const 
         lua_Number v = lua_tonumberx(L, idx, &isnum);
         if (!isnum) {
             if (lua_isboolean(L, idx)) v = lua_toboolean(L, idx);
-            else luaL_error(L, "tensor: element %lld is a %s, expected a number", (long long)*pos + 1,
-                            luaL_typename(L, idx));
+            else luaL_error(L, "tensor: element %d is a %s, expected a number", (int)(*pos + 1), luaL_typename(L, idx));
         } else if (!lua_isinteger(L, idx)) {
             *all_int = 0;
         }
@@ -215,8 +214,7 @@ static void pt_lua_table_fill(lua_State *L, int idx, int depth, int ndim, const 
         return;
     }
     if (lua_type(L, idx) != LUA_TTABLE || luaL_len(L, idx) != shape[depth])
-        luaL_error(L, "tensor: ragged nested table (expected %lld entries at depth %d)", (long long)shape[depth],
-                   depth + 1);
+        luaL_error(L, "tensor: ragged nested table (expected %d entries at depth %d)", (int)shape[depth], depth + 1);
     for (int64_t k = 1; k <= shape[depth]; k++) {
         lua_geti(L, idx, k);
         pt_lua_table_fill(L, lua_gettop(L), depth + 1, ndim, shape, t, pos, all_int);
@@ -336,8 +334,8 @@ static int m_item(lua_State *L) {
     pt_tensor *t = pt_lua_check_tensor(L, 1);
     if (pt_tensor_numel(t) != 1) {
         char b[128];
-        return luaL_error(L, "item: tensor of shape %s has %lld elements, expected 1",
-                          pt_shape_str(t->ndim, t->shape, b, sizeof b), (long long)pt_tensor_numel(t));
+        return luaL_error(L, "item: tensor of shape %s has %d elements, expected 1",
+                          pt_shape_str(t->ndim, t->shape, b, sizeof b), (int)pt_tensor_numel(t));
     }
     pt_tensor *h = NULL;
     PT_LUA_CHECK(L, pt_tensor_to(&h, t, t->dtype, PT_CPU, 0));
@@ -833,6 +831,23 @@ static int m_set(lua_State *L) {
     return 0;
 }
 
+/* t:flat_get(i) / t:flat_set(i, v): element i (1-based) in row-major view order, CPU */
+static int m_flat_get(lua_State *L) {
+    pt_tensor *t = pt_lua_check_tensor(L, 1);
+    double v;
+    PT_LUA_CHECK(L, pt_tensor_get_flat(t, luaL_checkinteger(L, 2) - 1, &v));
+    pt_lua_push_elem(L, t->dtype, v);
+    return 1;
+}
+
+static int m_flat_set(lua_State *L) {
+    pt_tensor *t = pt_lua_check_tensor(L, 1);
+    pt_lua_check_inplace(L, t, "flat_set");
+    double v = lua_isboolean(L, 3) ? lua_toboolean(L, 3) : luaL_checknumber(L, 3);
+    PT_LUA_CHECK(L, pt_tensor_set_flat(t, luaL_checkinteger(L, 2) - 1, v));
+    return 0;
+}
+
 static int l_no_grad(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int prev = pt_grad_set_enabled(0);
@@ -893,7 +908,7 @@ static const luaL_Reg pt_tensor_methods[] = {
     {"unsqueeze", m_unsqueeze}, {"squeeze", m_squeeze}, {"backward", m_backward}, {"detach", m_detach},
     {"zero_grad", m_zero_grad}, {"clone", m_clone}, {"copy_", m_copy_}, {"fill_", m_fill_},
     {"add_", m_add_}, {"mul_", m_mul_}, {"shares_storage", m_shares_storage}, {"release", t_release},
-    {NULL, NULL}};
+    {"flat_get", m_flat_get}, {"flat_set", m_flat_set}, {NULL, NULL}};
 
 static const luaL_Reg pt_tensor_meta[] = {
     {"__gc", t_release}, {"__close", t_release}, {"__tostring", m_tostring}, {"__len", m_len},

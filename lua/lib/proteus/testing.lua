@@ -1,0 +1,117 @@
+--- proteus.testing — helpers for tests: finite-difference gradient checks and tensor comparisons.
+--
+--   local testing = require "proteus.testing"
+--   local ok, report = testing.gradcheck(function(x, w) return (x * w):tanh() end,
+--                                        { pt.randn({3, 4}, "f64"), pt.randn({4}, "f64") })
+--
+-- gradcheck projects the output on a fixed random tensor r (so any output shape works without a
+-- reduction op), runs backward(r) for the analytic gradient and central differences of <r, f(x)>
+-- for the numeric one, per element of every input that requires grad. Inputs should be f64.
+local pt = require "proteus"
+
+local testing = {}
+
+local function flat(t)
+  local n = t:numel()
+  local out = {}
+  for i = 1, n do out[i] = t:flat_get(i) end
+  return out
+end
+testing.flat = flat
+
+-- deterministic pseudo-random numbers in [-1, 1] (independent of the tensor RNG)
+local function lcg(seed)
+  local s = seed
+  return function()
+    s = (s * 6364136223846793005 + 1442695040888963407)
+    return ((s >> 33) % 2000001) / 1000000 - 1
+  end
+end
+
+local function fill_random(t, rnd)
+  for i = 1, t:numel() do t:flat_set(i, rnd()) end
+  return t
+end
+
+local function as_list(out)
+  if pt.is_tensor(out) then return { out } end
+  return out
+end
+
+local function project(outs, rs)
+  local s = 0
+  for k, o in ipairs(outs) do
+    local a, b = flat(o), flat(rs[k])
+    for i = 1, #a do s = s + a[i] * b[i] end
+  end
+  return s
+end
+
+--- Checks the gradients of fn at inputs. opts: eps (1e-6), atol (1e-5), rtol (1e-4), seed.
+-- Returns true, or false and a message naming the input, element, analytic and numeric values.
+function testing.gradcheck(fn, inputs, opts)
+  opts = opts or {}
+  local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-4
+  local rnd = lcg(opts.seed or 1234)
+  local leaves = {}
+  for k, x in ipairs(inputs) do
+    if pt.is_tensor(x) and x:dtype() == "f64" and opts.no_grad ~= k then
+      local leaf = x:detach():clone()
+      leaf.requires_grad = true
+      leaves[k] = leaf
+    else
+      leaves[k] = x
+    end
+  end
+  local outs = as_list(fn(table.unpack(leaves, 1, #inputs)))
+  local rs = {}
+  for k, o in ipairs(outs) do rs[k] = fill_random(pt.zeros(o:shape(), o:dtype()), rnd) end
+  -- analytic: the gradient of sum_k <r_k, out_k>; each output's backward runs on a fresh graph
+  -- and the leaves accumulate
+  local any = false
+  for k, o in ipairs(outs) do
+    if o.requires_grad then
+      any = true
+      local fresh = as_list(fn(table.unpack(leaves, 1, #inputs)))
+      fresh[k]:backward(rs[k])
+    end
+  end
+  if not any then return false, "gradcheck: no output requires grad" end
+  for k, x in ipairs(leaves) do
+    if pt.is_tensor(x) and x.requires_grad then
+      local g = x.grad
+      for i = 1, x:numel() do
+        local orig = x:flat_get(i)
+        local fp, fm
+        pt.no_grad(function()
+          x.requires_grad = false
+          x:flat_set(i, orig + eps)
+          fp = project(as_list(fn(table.unpack(leaves, 1, #inputs))), rs)
+          x:flat_set(i, orig - eps)
+          fm = project(as_list(fn(table.unpack(leaves, 1, #inputs))), rs)
+          x:flat_set(i, orig)
+          x.requires_grad = true
+        end)
+        local num = (fp - fm) / (2 * eps)
+        local ana = g and g:flat_get(i) or 0
+        if math.abs(num - ana) > atol + rtol * math.abs(num) then
+          return false, string.format("gradcheck: input %d element %d: analytic %.10g, numeric %.10g", k, i, ana, num)
+        end
+      end
+    end
+  end
+  return true
+end
+
+--- Max absolute difference between two tensors of the same shape (any dtypes, CPU).
+function testing.max_abs_diff(a, b)
+  local x, y = flat(a:to("f64"):to("cpu")), flat(b:to("f64"):to("cpu"))
+  assert(#x == #y, "max_abs_diff: sizes differ")
+  local m = 0
+  for i = 1, #x do m = math.max(m, math.abs(x[i] - y[i])) end
+  return m
+end
+
+testing.random_fill = function(t, seed) return fill_random(t, lcg(seed or 1)) end
+
+return testing

@@ -357,6 +357,12 @@ static void pt_lua_push_elem(lua_State *L, pt_dtype dt, double v) {
 
 static void pt_lua_totable_rec(lua_State *L, pt_tensor *t, int d, int64_t *idx) {
     if (d == t->ndim) {
+        if (t->dtype == PT_I64) { /* exact: int64 values beyond 2^53 do not survive a double */
+            int64_t off = t->offset;
+            for (int k = 0; k < t->ndim; k++) off += idx[k] * t->stride[k];
+            lua_pushinteger(L, ((const int64_t *)t->storage->data)[off]);
+            return;
+        }
         double v = 0;
         pt_tensor_get(t, idx, &v);
         pt_lua_push_elem(L, t->dtype, v);
@@ -446,6 +452,25 @@ static int pt_lua_binop(lua_State *L, pt_binop op) {
     pt_tensor *b = pt_lua_check_tensor_or_number(L, 2, &nb, &isb);
     pt_tensor *r = NULL;
     if (isa && isb) return luaL_error(L, "%s: expected at least one tensor", pt_binop_name(op));
+    /* an integer tensor with a Lua integer: keep the scalar exact as a 0-d i64 tensor */
+    int num_i = isb ? 2 : (isa ? 1 : 0);
+    pt_tensor *other = isb ? a : b;
+    if (num_i && lua_isinteger(L, num_i) && pt_dtype_is_int(other->dtype) && op != PT_BIN_DIV) {
+        pt_tensor *s = NULL;
+        PT_LUA_CHECK(L, pt_tensor_empty(&s, PT_I64, PT_CPU, 0, NULL));
+        *(int64_t *)pt_tensor_data(s) = (int64_t)lua_tointeger(L, num_i);
+        pt_tensor *sd = s;
+        pt_status st = PT_OK;
+        if (other->device.type != PT_DEV_CPU) {
+            st = pt_tensor_to(&sd, s, PT_I64, other->device, 0);
+            pt_tensor_release(s);
+        }
+        if (!st) st = isb ? pt_binary(&r, op, a, sd) : pt_binary(&r, op, sd, b);
+        pt_tensor_release(sd);
+        PT_LUA_CHECK(L, st);
+        pt_lua_push_tensor(L, r);
+        return 1;
+    }
     if (isb) PT_LUA_CHECK(L, pt_binary_scalar(&r, op, a, nb, 0));
     else if (isa) PT_LUA_CHECK(L, pt_binary_scalar(&r, op, b, na, 1));
     else PT_LUA_CHECK(L, pt_binary(&r, op, a, b));
@@ -834,6 +859,12 @@ static int m_set(lua_State *L) {
 /* t:flat_get(i) / t:flat_set(i, v): element i (1-based) in row-major view order, CPU */
 static int m_flat_get(lua_State *L) {
     pt_tensor *t = pt_lua_check_tensor(L, 1);
+    if (t->dtype == PT_I64) {
+        int64_t iv;
+        PT_LUA_CHECK(L, pt_tensor_get_flat_i64(t, luaL_checkinteger(L, 2) - 1, &iv));
+        lua_pushinteger(L, iv);
+        return 1;
+    }
     double v;
     PT_LUA_CHECK(L, pt_tensor_get_flat(t, luaL_checkinteger(L, 2) - 1, &v));
     pt_lua_push_elem(L, t->dtype, v);

@@ -147,6 +147,8 @@ pt_status pt_tensor_fill_(pt_tensor *t, double value);
 /* Element access for scalars and tests (CPU only): flat index in view order. */
 pt_status pt_tensor_get_flat(const pt_tensor *t, int64_t i, double *v);
 pt_status pt_tensor_set_flat(pt_tensor *t, int64_t i, double v);
+/* Exact integer read for integer dtypes (no trip through double). */
+pt_status pt_tensor_get_flat_i64(const pt_tensor *t, int64_t i, int64_t *v);
 /* Reads element at a multi-index (ndim entries). */
 pt_status pt_tensor_get(const pt_tensor *t, const int64_t *idx, double *v);
 

@@ -634,6 +634,26 @@ pt_status pt_tensor_get_flat(const pt_tensor *t, int64_t i, double *v) {
     return PT_OK;
 }
 
+pt_status pt_tensor_get_flat_i64(const pt_tensor *t, int64_t i, int64_t *v) {
+    if (t->dtype != PT_I64) {
+        double d;
+        PT_TRY(pt_tensor_get_flat(t, i, &d));
+        *v = (int64_t)d;
+        return PT_OK;
+    }
+    PT_TRY(pt_need_cpu(t, "element access"));
+    int64_t n = pt_tensor_numel(t);
+    if (i < 0 || i >= n)
+        return PT_FAIL(PT_ERR_INDEX, "flat index %lld out of range for %lld elements", (long long)i, (long long)n);
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        off += (i % t->shape[d]) * t->stride[d];
+        i /= t->shape[d];
+    }
+    *v = ((const int64_t *)t->storage->data)[off];
+    return PT_OK;
+}
+
 pt_status pt_tensor_set_flat(pt_tensor *t, int64_t i, double v) {
     PT_TRY(pt_need_cpu(t, "element access"));
     int64_t n = pt_tensor_numel(t);

@@ -119,6 +119,16 @@ function T.casts_round_to_nearest_even(t)
   t.eq(pt.tensor({ 0 / 0 }, "f64"):to("i32"):totable(), { 0 })
 end
 
+function T.i64_values_are_exact(t)
+  local big = math.mininteger + 1
+  local x = pt.zeros({ 2 }, "i64")
+  -- arithmetic on i64 stays integer; totable and flat_get return exact integers
+  local y = x + 9007199254740993 -- 2^53 + 1 is not a double
+  t.eq(y:totable(), { 9007199254740993, 9007199254740993 })
+  t.eq(y:flat_get(1), 9007199254740993)
+  t.eq((x + big):totable()[1], big)
+end
+
 function T.item_and_tostring(t)
   t.eq(pt.tensor({ 5 }, "i64"):item(), 5)
   t.raises(function() return pt.zeros(2):item() end, "has 2 elements")

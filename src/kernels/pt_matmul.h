@@ -1,0 +1,48 @@
+/* pt_matmul.h — kernel signatures of the matmul / linear algebra family, registered in pt_dispatch.h's
+ * table by src/kernels/cpu/matmul.c (OpenBLAS + LAPACK) and, later, src/kernels/cuda/matmul.cu
+ * (cuBLAS). The op fronts live in src/kernels/matmul.c.
+ *
+ * Dimension letters: B batch (broadcast batch dims flattened), M rows of A and C, K inner, N columns
+ * of B and C.
+ *
+ * kernel names (op, dtype):
+ *   "matmul"   C[b] = A[b] · B[b] for b < batch, C contiguous row-major [B, M, N].
+ *              A[b] starts at a + aoff[b] (elements; aoff NULL = 0 for all b); it is row-major with
+ *              leading dimension lda (ta = 0), or stored transposed: a row-major [K, M] matrix with
+ *              leading dimension lda (ta = 1). Same for B ([K, N], or [N, K] when tb = 1).
+ *              All sizes are > 0 and fit a BLAS int (the front checks).
+ *   "qr"       reduced QR of one row-major [M, N] matrix a: q [M, min(M,N)], r [min(M,N), N]
+ *   "cholesky" in place on batch row-major [N, N] matrices: lower (upper = 0) or upper factor, the
+ *              other triangle zeroed
+ *   "inverse"  in place on batch row-major [N, N] matrices
+ * The linalg kernels return 0 on success, the LAPACK info (> 0: the failing minor / zero pivot,
+ * 1-based) for the matrix args->bad, or a negative value: -1 out of memory, < -1 LAPACK rejected an
+ * argument (a bug).
+ */
+#ifndef PT_MATMUL_H
+#define PT_MATMUL_H
+
+#include "../host/pt_tensor.h"
+
+typedef struct {
+    int64_t batch, m, n, k;
+    const void *a, *b;
+    void *out;
+    const int64_t *aoff, *boff;
+    int ta, tb;
+    int64_t lda, ldb;
+} pt_matmul_args;
+
+typedef void (*pt_matmul_kernel)(const pt_matmul_args *args);
+
+typedef struct {
+    int64_t batch, m, n;
+    void *a;        /* input (qr) or in/out (cholesky, inverse), contiguous */
+    void *q, *r;    /* qr outputs */
+    int upper;      /* cholesky */
+    int64_t bad;    /* set by the kernel: index of the failing matrix */
+} pt_linalg_args;
+
+typedef int (*pt_linalg_kernel)(pt_linalg_args *args);
+
+#endif

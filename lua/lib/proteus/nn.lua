@@ -54,7 +54,7 @@ nn.gpt_defaults = {
   rope_train_seq_len = nil, -- nil = no NTK scaling (baseline); 1024 in PROTEUS/#598/#1539
   logit_softcap = 30,
   qk_gain_init = 1.5,
-  rms_eps = 1.1920929e-07, -- FLT_EPSILON, as F.rms_norm(eps=None)
+  rms_eps = F.RMS_EPS,     -- FLT_EPSILON (2^-23), as F.rms_norm(eps=None)
   init = "default",        -- default (PyTorch Linear init) | orthogonal (PROTEUS/#598/#1539, §3.3)
   depth_scale = false,     -- PROTEUS: residual branches × bf16(1/sqrt(i+1))
   ln_scale = false,        -- #598/#1539: normalised inputs × 1/sqrt(i+1)
@@ -303,7 +303,7 @@ function GPT:attn(i, h, tokens, lora)
   q = F.rms_norm(q:reshape { B, T, H, D }, c.rms_eps)
   k = F.rms_norm(k:reshape { B, T, Hkv, D }, c.rms_eps)
   v = v:reshape { B, T, Hkv, D }
-  local rope = { dims = c.rope_dims, base = c.rope_base, train_len = c.rope_train_seq_len }
+  local rope = { dims = c.rope_dims, base = c.rope_base, train_len = c.rope_train_seq_len or false }
   q = F.rotary(q, rope)
   k = F.rotary(k, rope)
   q = q * P[b .. "attn.q_gain"]:reshape { H, 1 }

@@ -271,15 +271,16 @@ pt_status pt_backward(pt_tensor *root, pt_tensor *grad) {
         if ((st = pt_gmap_slot(&grads, t, &gs))) break;
         pt_tensor *g = *gs;
         if (!g) continue; /* no gradient flowed here */
+        *gs = NULL;       /* we own g now; gs is invalid once the map grows below */
         pt_node *node = t->grad_fn;
         if (!node) { /* leaf: accumulate into .grad */
-            *gs = NULL;
             st = pt_accumulate(&t->grad, g, t);
             continue;
         }
         if (node->released || !node->backward) {
             st = PT_FAIL(PT_ERR_VALUE, "backward: trying to backward through the graph a second time (%s); "
                                        "its saved tensors were freed by the first backward", node->name);
+            pt_tensor_release(g);
             break;
         }
         pt_tensor *gin[PT_NODE_MAX_INPUTS] = {0};
@@ -287,6 +288,7 @@ pt_status pt_backward(pt_tensor *root, pt_tensor *grad) {
         if (st) {
             pt_error_context(st, "backward of %s", node->name);
             for (int i = 0; i < node->n_inputs; i++) pt_tensor_release(gin[i]);
+            pt_tensor_release(g);
             break;
         }
         for (int i = 0; i < node->n_inputs && !st; i++) {
@@ -309,7 +311,6 @@ pt_status pt_backward(pt_tensor *root, pt_tensor *grad) {
         } else {
             pt_tensor_release(g);
         }
-        *gs = NULL;
         pt_node_release_saved(node);
     }
     pt_tensor_release(g0);

@@ -30,6 +30,9 @@ for _, name in ipairs { "proteus._reduce", "proteus._matmul", "proteus._index", 
   end
 end
 
+--- CUDA: availability, memory statistics, synchronize, events (proteus.cuda).
+pt.cuda = require "proteus.cuda"
+
 pt.dtypes = { "f32", "f64", "bf16", "f16", "i64", "i32", "u16", "i8", "u8", "bool" }
 pt.version = (function()
   local ok, host = pcall(require, "proteus._host")

@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* access */
 
 #include "pt_sha256.h"
 #include "pt_shards.h"
@@ -154,7 +155,13 @@ PT_TEST(vocab_mismatch_tables) {
     PT_CHECK(bt == NULL);
     pt_sptok_free(tok);
     /* the sp8192 tokenizer also has byte fallback at 4..259 */
-    PT_CHECK_OK(pt_sptok_load(&tok, "/work/shared/data/tokenizers/fineweb_8192_bpe.model"));
+    /* (from ../shared/data beside the checkout when present; the repo ships only sp1024) */
+    const char *sp8192 = "../shared/data/tokenizers/fineweb_8192_bpe.model";
+    if (access(sp8192, R_OK) != 0) {
+        printf("  note: %s not present, sp8192 check skipped\n", sp8192);
+        return;
+    }
+    PT_CHECK_OK(pt_sptok_load(&tok, sp8192));
     if (tok) {
         PT_CHECK(tok->vocab == 8192 && tok->types[4] == PT_PIECE_BYTE && tok->types[259] == PT_PIECE_BYTE);
         pt_sptok_free(tok);

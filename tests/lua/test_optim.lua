@@ -397,6 +397,10 @@ tests.split_params_proteus_rules = function(T)
   -- the groups plug straight into optimizers
   local muon = optim.Muon { params = groups.muon.params, names = groups.muon.names, lr = 0.02 }
   T.eq(#muon.groups[1].params, 2)
+  T.eq(muon.groups[1].names, groups.muon.names)
+  local sc = optim.Muon { params = groups.scalar.params, names = groups.scalar.names, lr = 0.02 }
+  groups.scalar.params[1].grad = pt.zeros({ 4 })
+  T.raises(function() sc:step() end, "param blocks.0.attn_scale has 1 dims")
   local bad = { { "bigram.table", pt.zeros({ 3, 3 }) } }
   T.raises(function() optim.split_params(bad, "proteus") end, "'bigram.table' matches no rule")
   local g2 = optim.split_params(bad, "proteus", { unmatched = "other" })

@@ -81,7 +81,7 @@ local function make_groups(kind, cfg, defaults)
     if cfg.params then fail("optim.%s: give either params or groups, not both", kind) end
     specs = cfg.groups
   elseif cfg.params then
-    specs = { { params = cfg.params } }
+    specs = { { params = cfg.params, names = cfg.names } }
   else
     fail("optim.%s: no params (pass params = {...} or groups = {{params = ...}, ...})", kind)
   end
@@ -90,7 +90,7 @@ local function make_groups(kind, cfg, defaults)
     local g = {}
     for k, v in pairs(defaults) do g[k] = v end
     for k, v in pairs(cfg) do
-      if k ~= "params" and k ~= "groups" then g[k] = v end
+      if k ~= "params" and k ~= "groups" and k ~= "names" then g[k] = v end
     end
     for k, v in pairs(spec) do
       if k ~= "params" then g[k] = v end

@@ -125,6 +125,8 @@ function nn.gpt_config(cfg)
     "mlp_act='" .. tostring(c.mlp_act) .. "' (expected relu2, leaky_relu2 or star_relu)")
   need(({ plain = 1, gated = 1, sigmoid = 1 })[c.skip_mode],
     "skip_mode='" .. tostring(c.skip_mode) .. "' (expected plain, gated or sigmoid)")
+  need(c.tie_embeddings == true,
+    "tie_embeddings=false is not implemented (every reference submission ties the LM head to tok_emb)")
   need(({ default = 1, orthogonal = 1 })[c.init], "init='" .. tostring(c.init) .. "' (expected default or orthogonal)")
   return c
 end

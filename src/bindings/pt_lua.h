@@ -51,6 +51,8 @@ int pt_lua_raise(lua_State *L, pt_status s);
 int pt_lua_check_shape(lua_State *L, int i, int64_t *shape);
 pt_dtype pt_lua_opt_dtype(lua_State *L, int i, pt_dtype def);
 pt_device pt_lua_opt_device(lua_State *L, int i, pt_device def);
+/* Options at index i: a dtype string, or a table {dtype=, device=, requires_grad=} (rg may be NULL). */
+void pt_lua_opts(lua_State *L, int i, pt_dtype *dt, pt_device *dev, int *rg);
 
 /* Module registry */
 void pt_lua_register_module(const char *name, lua_CFunction open);

@@ -24,24 +24,6 @@ static int pt_shape_arg(lua_State *L, int i, int *ndim, int64_t *shape) {
     return lua_istable(L, i) ? i + 1 : i + *ndim;
 }
 
-static void pt_opts_arg(lua_State *L, int i, pt_dtype *dt, pt_device *dev, int *rg) {
-    if (lua_type(L, i) == LUA_TSTRING) {
-        *dt = pt_lua_opt_dtype(L, i, *dt);
-    } else if (lua_istable(L, i)) {
-        lua_getfield(L, i, "dtype");
-        if (!lua_isnil(L, -1)) *dt = pt_lua_opt_dtype(L, lua_gettop(L), *dt);
-        lua_pop(L, 1);
-        lua_getfield(L, i, "device");
-        if (!lua_isnil(L, -1)) *dev = pt_lua_opt_device(L, lua_gettop(L), *dev);
-        lua_pop(L, 1);
-        lua_getfield(L, i, "requires_grad");
-        *rg = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-    } else if (!lua_isnoneornil(L, i)) {
-        luaL_argerror(L, i, "expected a dtype string or an options table {dtype=, device=, requires_grad=}");
-    }
-}
-
 static int pt_push_on_device(lua_State *L, pt_tensor *t, pt_device dev, int rg) {
     if (dev.type != PT_DEV_CPU) {
         pt_tensor *d = NULL;
@@ -62,7 +44,7 @@ static int pt_lua_random(lua_State *L, int normal) {
     pt_dtype dt = PT_F32;
     pt_device dev = PT_CPU;
     int rg = 0;
-    pt_opts_arg(L, next, &dt, &dev, &rg);
+    pt_lua_opts(L, next, &dt, &dev, &rg);
     if (!pt_dtype_is_float(dt)) return luaL_error(L, "%s: dtype %s is not a float dtype", normal ? "randn" : "rand",
                                                   pt_dtype_name(dt));
     pt_tensor *t = NULL;
@@ -86,7 +68,7 @@ static int l_randint(lua_State *L) {
     pt_dtype dt = PT_I64;
     pt_device dev = PT_CPU;
     int rg = 0;
-    pt_opts_arg(L, next, &dt, &dev, &rg);
+    pt_lua_opts(L, next, &dt, &dev, &rg);
     pt_tensor *t = NULL;
     PT_LUA_CHECK(L, pt_tensor_empty(&t, dt, PT_CPU, ndim, shape));
     pt_status st = pt_rng_randint_(t, lo, hi);

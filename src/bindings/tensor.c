@@ -98,7 +98,7 @@ static int pt_lua_dim(lua_State *L, int i) {
 
 /* ---------------- constructors ---------------- */
 /* options: a dtype string, or a table {dtype=, device=, requires_grad=} at index i */
-static void pt_lua_opts(lua_State *L, int i, pt_dtype *dt, pt_device *dev, int *rg) {
+void pt_lua_opts(lua_State *L, int i, pt_dtype *dt, pt_device *dev, int *rg) {
     if (lua_type(L, i) == LUA_TSTRING) {
         *dt = pt_lua_opt_dtype(L, i, *dt);
     } else if (lua_istable(L, i)) {

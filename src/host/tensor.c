@@ -620,8 +620,8 @@ static pt_status pt_need_cpu(const pt_tensor *t, const char *what) {
     return PT_OK;
 }
 
-pt_status pt_tensor_get_flat(const pt_tensor *t, int64_t i, double *v) {
-    PT_TRY(pt_need_cpu(t, "element access"));
+/* storage offset (elements) of flat index i in row-major view order */
+static pt_status pt_flat_offset(const pt_tensor *t, int64_t i, int64_t *off_out) {
     int64_t n = pt_tensor_numel(t);
     if (i < 0 || i >= n)
         return PT_FAIL(PT_ERR_INDEX, "flat index %lld out of range for %lld elements", (long long)i, (long long)n);
@@ -630,6 +630,14 @@ pt_status pt_tensor_get_flat(const pt_tensor *t, int64_t i, double *v) {
         off += (i % t->shape[d]) * t->stride[d];
         i /= t->shape[d];
     }
+    *off_out = off;
+    return PT_OK;
+}
+
+pt_status pt_tensor_get_flat(const pt_tensor *t, int64_t i, double *v) {
+    PT_TRY(pt_need_cpu(t, "element access"));
+    int64_t off;
+    PT_TRY(pt_flat_offset(t, i, &off));
     *v = pt_load((char *)t->storage->data + off * (int64_t)pt_dtype_size(t->dtype), t->dtype);
     return PT_OK;
 }
@@ -642,28 +650,16 @@ pt_status pt_tensor_get_flat_i64(const pt_tensor *t, int64_t i, int64_t *v) {
         return PT_OK;
     }
     PT_TRY(pt_need_cpu(t, "element access"));
-    int64_t n = pt_tensor_numel(t);
-    if (i < 0 || i >= n)
-        return PT_FAIL(PT_ERR_INDEX, "flat index %lld out of range for %lld elements", (long long)i, (long long)n);
-    int64_t off = t->offset;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        off += (i % t->shape[d]) * t->stride[d];
-        i /= t->shape[d];
-    }
+    int64_t off;
+    PT_TRY(pt_flat_offset(t, i, &off));
     *v = ((const int64_t *)t->storage->data)[off];
     return PT_OK;
 }
 
 pt_status pt_tensor_set_flat(pt_tensor *t, int64_t i, double v) {
     PT_TRY(pt_need_cpu(t, "element access"));
-    int64_t n = pt_tensor_numel(t);
-    if (i < 0 || i >= n)
-        return PT_FAIL(PT_ERR_INDEX, "flat index %lld out of range for %lld elements", (long long)i, (long long)n);
-    int64_t off = t->offset;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        off += (i % t->shape[d]) * t->stride[d];
-        i /= t->shape[d];
-    }
+    int64_t off;
+    PT_TRY(pt_flat_offset(t, i, &off));
     pt_store((char *)t->storage->data + off * (int64_t)pt_dtype_size(t->dtype), t->dtype, v);
     return PT_OK;
 }

@@ -4,18 +4,18 @@
 -- through the score-first ledger; results.json and metrics.jsonl go to a run directory.
 --
 --   build/proteus examples/quickstart.lua [steps=200] [seq_len=128] [batch_seqs=8] [max_seconds=240]
+--   build/proteus examples/quickstart.lua resume=runs/<dir>/checkpoint.safetensors   (after Ctrl-C)
 --   (scripts/demo.sh builds and runs this)
 local pt = require "proteus"
 local nn = require "proteus.nn"
 local data = require "proteus.data"
 local optim = require "proteus.optim"
-local sched = require "proteus.schedule"
 local eval = require "proteus.eval"
 local run = require "proteus.run"
-local host = require "proteus._host"
+local train = require "proteus.train"
 
 local cfg = { steps = 200, seq_len = 128, batch_seqs = 8, max_seconds = 240, seed = 1337, eval_seq_len = 256,
-  warmdown_iters = 60, matrix_lr = 0.02, scalar_lr = 0.02, embed_lr = 0.03, log_every = 10 }
+  warmdown_iters = 60, matrix_lr = 0.02, scalar_lr = 0.02, embed_lr = 0.03, log_every = 10, resume = "" }
 for _, a in ipairs(arg or {}) do
   local k, v = a:match("^([%w_]+)=(.*)$")
   if not k then error("quickstart: argument '" .. a .. "' is not key=value") end
@@ -24,7 +24,8 @@ for _, a in ipairs(arg or {}) do
     for kk in pairs(cfg) do keys[#keys + 1] = kk end
     error(string.format("quickstart: unknown key '%s' (did you mean '%s'?)", k, nn.nearest(k, keys)))
   end
-  cfg[k] = tonumber(v) or error(string.format("quickstart: %s=%s is not a number", k, v))
+  if type(cfg[k]) == "string" then cfg[k] = v
+  else cfg[k] = tonumber(v) or error(string.format("quickstart: %s=%s is not a number", k, v)) end
 end
 
 pt.manual_seed(cfg.seed)
@@ -50,42 +51,19 @@ local muon = optim.Muon { params = mats, lr = cfg.matrix_lr, momentum = 0.95, we
 local adam = optim.AdamW { groups = { { params = embed, lr = cfg.embed_lr }, { params = scalars, lr = cfg.scalar_lr } },
   betas = { 0.9, 0.95 }, eps = 1e-8, weight_decay = 0.04 }
 
+-- the training loop of the records (proteus.train): the step budget binds before the time cap
+-- here, so the warmdown counts iterations (spec §2.4's no-cap form); max_seconds is the §2.4 stop
+-- rule's cap. Ctrl-C writes a checkpoint into the run directory and prints how to resume.
 local paths = data.paths()
-local stream = data.stream(paths.train)
-local n = cfg.batch_seqs * cfg.seq_len
-local t0 = host.clock()
-local tokens_seen, step, last_loss = 0, 0, nil
-while step < cfg.steps do
-  local elapsed_ms = (host.clock() - t0) * 1000
-  if elapsed_ms >= cfg.max_seconds * 1000 then break end
-  -- the step budget binds before the time cap here, so the warmdown counts iterations (spec §2.4's
-  -- no-cap form); max_seconds stays a hard stop
-  local lr_mul = sched.wallclock_warmdown { step = step, elapsed_ms = elapsed_ms, max_ms = false,
-    warmdown_iters = cfg.warmdown_iters, iterations = cfg.steps }
-  local xy = stream:next_batch(n, 0, 1):tensor()
-  local x = xy:narrow(1, 1, n):reshape { cfg.batch_seqs, cfg.seq_len }
-  local y = xy:narrow(1, 2, n):reshape { cfg.batch_seqs, cfg.seq_len }
-  local loss = model:forward(x, y)
-  loss:backward()
-  last_loss = loss:item()
-  if last_loss ~= last_loss or last_loss == math.huge then
-    error(string.format("quickstart: loss is %s at step %d; stopping (lower the learning rates)", last_loss, step + 1))
-  end
-  optim.clip_grad_norm(model:parameters(), 0.3)
-  muon:set("momentum", sched.momentum_warmup(step, 0.85, 0.95, 50))
-  muon:step(lr_mul)
-  adam:step(lr_mul)
-  model:zero_grad()
-  step = step + 1
-  tokens_seen = tokens_seen + n
-  local ms = (host.clock() - t0) * 1000
-  R:log_metrics { step = step, train_loss = last_loss, lr_mul = lr_mul, train_time_ms = ms }
-  if step % cfg.log_every == 0 or step == 1 then
-    log(string.format("step:%d/%d train_loss:%.4f train_time:%.0fms step_avg:%.2fms tok/s:%.0f lr_mul:%.3f",
-      step, cfg.steps, last_loss, ms, ms / step, tokens_seen / (ms / 1000), lr_mul))
-  end
-end
-local train_ms = (host.clock() - t0) * 1000
+local tr = train.run {
+  model = model, optimizers = { muon, adam }, stream = data.stream(paths.train),
+  seq_len = cfg.seq_len, batch_seqs = cfg.batch_seqs, max_steps = cfg.steps,
+  max_wallclock_ms = cfg.max_seconds * 1000, lr_schedule = train.iteration_lr(cfg.warmdown_iters),
+  momentum_schedule = train.momentum_warmup(0.85, 0.95, 50), clip = 0.3, log_every = cfg.log_every,
+  run = R, resume = cfg.resume ~= "" and cfg.resume or nil,
+}
+if tr.interrupted then return end
+local step, train_ms, tokens_seen = tr.steps, tr.train_time_ms, tr.tokens
 
 local val = data.open_val { vocab = 1024 }
 local res = pt.no_grad(function()

@@ -20,9 +20,12 @@ extern "C" {
 }
 
 #define PT_MAX_CUDA_DEVICES 64
+
+/* shared with optim.cu (Newton–Schulz GEMMs): the current device's handle bound to the compute stream */
+cublasHandle_t pt_cublas_handle(void);
 static cublasHandle_t pt_cublas[PT_MAX_CUDA_DEVICES];
 
-static cublasHandle_t pt_cublas_handle(void) {
+cublasHandle_t pt_cublas_handle(void) {
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= PT_MAX_CUDA_DEVICES) {
         pt_cuda_set_pending("matmul: no current CUDA device");

@@ -259,6 +259,23 @@ end
 
 function GPT:get(name) return self.params.by_name[name] end
 
+--- Moves every parameter to `device` ("cpu", "cuda", "cuda:1") and/or casts it (`dtype`), in place:
+-- the model keeps its names, new leaf tensors require grad. Returns the model.
+function GPT:to(device, dtype)
+  local P = self.params
+  for _, name in ipairs(P.names) do
+    local t = P.by_name[name]
+    local moved = pt.no_grad(function()
+      local x = dtype and t:to(dtype) or t
+      return x:to(device):detach():clone()
+    end)
+    if not P.buffers[name] then moved.requires_grad = true end
+    P.by_name[name] = moved
+  end
+  self.device = device
+  return self
+end
+
 function GPT:zero_grad()
   for _, p in self:named_parameters() do p.grad = nil end
 end

@@ -301,21 +301,28 @@ local function lin(x, w) -- x [..., in] · wᵀ
   return x:matmul(w:transpose(1, 2))
 end
 
+--- x [..., in] · Wᵀ for the named weight. When `model.linear_hook` is set, it is called first with
+-- (name, x): quantization collects its Hessians (XᵀX of every linear's input) through it.
+function GPT:linear(name, x)
+  if self.linear_hook then self.linear_hook(name, x) end
+  return lin(x, self.params.by_name[name])
+end
+
 -- attention sublayer of physical block i on normalised input h [B,T,d]; lora = optional deltas
 function GPT:attn(i, h, tokens, lora)
   local c, P = self.cfg, self.params.by_name
   local b = "blocks." .. i .. "."
   local B, T = h:size(1), h:size(2)
   local H, Hkv, D = c.num_heads, c.num_kv_heads, c.head_dim
-  local q = lin(h, P[b .. "attn.c_q.weight"])
-  local k = lin(h, P[b .. "attn.c_k.weight"])
-  local v = lin(h, P[b .. "attn.c_v.weight"])
+  local q = self:linear(b .. "attn.c_q.weight", h)
+  local k = self:linear(b .. "attn.c_k.weight", h)
+  local v = self:linear(b .. "attn.c_v.weight", h)
   if lora and lora.q then q = q + lora.q(i, h) end
   if lora and lora.v then v = v + lora.v(i, h) end
   if c.ve_dim > 0 and contains(c.ve_layers, i) then
     local idx
     for j, l in ipairs(c.ve_layers) do if l == i then idx = j end end
-    local ve = lin(pt.embedding(P["ve_shared.embed.weight"], tokens), P["ve_shared.proj.weight"])
+    local ve = self:linear("ve_shared.proj.weight", pt.embedding(P["ve_shared.embed.weight"], tokens))
     local s = P["ve_shared.scale"] * P["ve_layer_scales"]:narrow(1, idx, 1):reshape {}
     v = v + ve * s
   end
@@ -328,13 +335,13 @@ function GPT:attn(i, h, tokens, lora)
   q = q * P[b .. "attn.q_gain"]:reshape { H, 1 }
   local y = F.attention(q, k, v)
   if contains(c.xsa_layers, i) then y = F.xsa(y, v) end
-  return lin(y:reshape { B, T, c.model_dim }, P[b .. "attn.proj.weight"])
+  return self:linear(b .. "attn.proj.weight", y:reshape { B, T, c.model_dim })
 end
 
 function GPT:mlp(i, h)
   local c, P = self.cfg, self.params.by_name
   local b = "blocks." .. i .. "."
-  local a = lin(h, P[b .. "mlp.fc.weight"])
+  local a = self:linear(b .. "mlp.fc.weight", h)
   if c.mlp_act == "relu2" then
     a = F.relu2(a)
   elseif c.mlp_act == "leaky_relu2" then
@@ -342,7 +349,7 @@ function GPT:mlp(i, h)
   else
     a = F.star_relu(a, P[b .. "mlp.scale"], P[b .. "mlp.bias"])
   end
-  return lin(a, P[b .. "mlp.proj.weight"])
+  return self:linear(b .. "mlp.proj.weight", a)
 end
 
 function GPT:block(i, x, x0, tokens, lora)
@@ -380,7 +387,7 @@ function GPT:hidden(tokens, lora)
   local x = pt.embedding(P["tok_emb.weight"], tokens)
   if c.bigram_vocab_size > 0 then
     local buckets = F.bigram_hash(tokens, c.bigram_vocab_size)
-    local bg = lin(pt.embedding(P["bigram.embed.weight"], buckets), P["bigram.proj.weight"])
+    local bg = self:linear("bigram.proj.weight", pt.embedding(P["bigram.embed.weight"], buckets))
     x = x + bg * P["bigram.scale"]
   end
   x = F.rms_norm(x, c.rms_eps)

@@ -11,8 +11,7 @@
  *   softcap_ce / _bwd      block per row; targets are range-checked on the device first
  *   bigram_hash            thread per position (int32 arithmetic exactly as cpu/fused.c)
  *   smear_gate / _bwd      thread per element; dgate: block per channel
- *   lora / lora_bwd        not on the GPU yet (the op names the missing kernel): TTT runs on the CPU
- *                          until batched GEMMs land (cuBLAS strided-batched)
+ *   lora / lora_bwd        in lora.cu (cuBLAS strided-batched GEMMs)
  * dtypes f32, f64. NOT YET RUN ON A GPU (no device was lent when this was written); the GPU suite
  * tests/gpu/test_fused.lua compares every kernel and backward with the CPU.
  */

@@ -13,6 +13,8 @@
  *                     trained_before_scored, nll_rescaled, nll_external, token_count, nll_sum,
  *                     byte_sum, loss, bpb, legal, verdict}
  *   led:merge(other), led:tokens(), led:position(t) --> scored, trained, trained_first, #led, led:close()
+ *   led:export() --> scored i32 [N], trained u8 [N], trained_first u8 [N], acc f64 [5]; led:import(same)
+ *       replaces the state with one merged across ranks (proteus.dist.merge_ledger; pt_ledger.h)
  *
  * Violations raise in legal mode; with legal = false they are counted (verdict "illegal").
  * Tested by tests/lua/test_data.lua.
@@ -268,6 +270,45 @@ static int ledger_tokens(lua_State *L) {
     return 1;
 }
 
+/* led:export() --> scored (i32 [n]), trained (u8 [n]), trained_first (u8 [n]), acc (f64 [5]) */
+static int ledger_export(lua_State *L) {
+    pt_ledger *l = check_ledger(L, 1);
+    int64_t n = pt_ledger_ntokens(l), five = 5;
+    pt_tensor *sc = NULL, *tr = NULL, *tf = NULL, *acc = NULL;
+    PT_LUA_CHECK(L, pt_tensor_empty(&sc, PT_I32, PT_CPU, 1, &n));
+    pt_lua_push_tensor(L, sc);
+    PT_LUA_CHECK(L, pt_tensor_empty(&tr, PT_U8, PT_CPU, 1, &n));
+    pt_lua_push_tensor(L, tr);
+    PT_LUA_CHECK(L, pt_tensor_empty(&tf, PT_U8, PT_CPU, 1, &n));
+    pt_lua_push_tensor(L, tf);
+    PT_LUA_CHECK(L, pt_tensor_empty(&acc, PT_F64, PT_CPU, 1, &five));
+    pt_lua_push_tensor(L, acc);
+    pt_ledger_export(l, pt_tensor_data(sc), pt_tensor_data(tr), pt_tensor_data(tf), pt_tensor_data(acc));
+    return 4;
+}
+
+static void *import_arg(lua_State *L, int i, pt_dtype dt, int64_t n, const char *what) {
+    pt_tensor *t = pt_lua_check_tensor(L, i);
+    if (t->dtype != dt || t->device.type != PT_DEV_CPU || !pt_tensor_is_contiguous(t) || pt_tensor_numel(t) != n)
+        luaL_error(L, "ledger:import: %s must be a contiguous CPU %s tensor of %I elements (as ledger:export gives), "
+                      "got %s with %I", what, pt_dtype_name(dt), (lua_Integer)n, pt_dtype_name(t->dtype),
+                   (lua_Integer)pt_tensor_numel(t));
+    return pt_tensor_data(t);
+}
+
+/* led:import(scored, trained, trained_first, acc): replaces the state (merged across ranks) */
+static int ledger_import(lua_State *L) {
+    pt_ledger *l = check_ledger(L, 1);
+    int64_t n = pt_ledger_ntokens(l);
+    const int32_t *sc = import_arg(L, 2, PT_I32, n, "scored");
+    const uint8_t *tr = import_arg(L, 3, PT_U8, n, "trained");
+    const uint8_t *tf = import_arg(L, 4, PT_U8, n, "trained_first");
+    const double *acc = import_arg(L, 5, PT_F64, 5, "acc");
+    PT_LUA_CHECK(L, pt_ledger_import(l, sc, tr, tf, acc));
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int ledger_position(lua_State *L) {
     int sc, tr, tf;
     PT_LUA_CHECK(L, pt_ledger_position(check_ledger(L, 1), luaL_checkinteger(L, 2), &sc, &tr, &tf));
@@ -286,6 +327,7 @@ static const luaL_Reg ledger_methods[] = {{"score", ledger_score},   {"score_nll
                                           {"grant", ledger_grant},   {"report", ledger_report},
                                           {"merge", ledger_merge},   {"tokens", ledger_tokens},
                                           {"position", ledger_position}, {"close", ledger_release},
+                                          {"export", ledger_export}, {"import", ledger_import},
                                           {NULL, NULL}};
 
 static int luaopen_ledger(lua_State *L) {

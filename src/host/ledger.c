@@ -301,3 +301,40 @@ pt_status pt_ledger_merge(pt_ledger *a, const pt_ledger *b) {
     a->nll_external += b->nll_external;
     return PT_OK;
 }
+
+void pt_ledger_export(const pt_ledger *l, int32_t *scored, uint8_t *trained, uint8_t *trained_first, double acc[5]) {
+    for (int64_t t = 0; t < l->n; t++) {
+        scored[t] = t == 0 ? 0 : (int32_t)(l->scored[t] > INT32_MAX ? INT32_MAX : l->scored[t]);
+        trained[t] = t > 0 && (l->flags[t] & PT_LF_TRAINED) != 0;
+        trained_first[t] = t > 0 && (l->flags[t] & PT_LF_TRAINED_FIRST) != 0;
+    }
+    acc[0] = l->nll_sum;
+    acc[1] = l->byte_sum;
+    acc[2] = (double)l->token_count;
+    acc[3] = (double)l->nll_rescaled;
+    acc[4] = (double)l->nll_external;
+}
+
+pt_status pt_ledger_import(pt_ledger *l, const int32_t *scored, const uint8_t *trained, const uint8_t *trained_first,
+                           const double acc[5]) {
+    for (int64_t t = 1; t < l->n; t++) {
+        if (scored[t] < 0)
+            return PT_FAIL(PT_ERR_VALUE, "ledger.import: target position %lld of %s has a negative scored count %d",
+                           (long long)t, l->name, (int)scored[t]);
+        if (l->legal && scored[t] > 1)
+            return PT_FAIL(PT_ERR_LEGALITY,
+                           "ledger.import: target position %lld of %s was scored %d times across ranks (a position "
+                           "scored on two ranks is a violation of the score-first rule)",
+                           (long long)t, l->name, (int)scored[t]);
+    }
+    for (int64_t t = 1; t < l->n; t++) {
+        l->scored[t] = (uint32_t)scored[t];
+        l->flags[t] = (uint8_t)((trained[t] ? PT_LF_TRAINED : 0) | (trained_first[t] ? PT_LF_TRAINED_FIRST : 0));
+    }
+    l->nll_sum = acc[0];
+    l->byte_sum = acc[1];
+    l->token_count = (int64_t)acc[2];
+    l->nll_rescaled = (int64_t)acc[3];
+    l->nll_external = (int64_t)acc[4];
+    return PT_OK;
+}

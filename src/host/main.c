@@ -6,6 +6,10 @@
  *   proteus -i [SCRIPT]        run, then REPL      proteus -        run stdin
  *   proteus                    REPL on a terminal, else run stdin
  *   proteus -v | --version     proteus -h | --help
+ *   proteus --nproc N SCRIPT [args...]   N ranks on this node: execs `mpirun -np N --bind-to none
+ *                              --oversubscribe [--allow-run-as-root] <this proteus> SCRIPT args` (MPI
+ *                              launches and bootstraps, docs/distributed.md; PROTEUS_MPIRUN names
+ *                              another launcher, PROTEUS_MPIRUN_ARGS adds space-separated arguments)
  *
  * Every chunk runs through pt_host_docall (lua_pcall + traceback). Exit codes: 0 ok, 1 error (a
  * one-line message for a file that cannot be loaded, "proteus: file:line: msg" + traceback for a
@@ -18,8 +22,10 @@
 #include <lua.h>
 #include <lualib.h> /* luaL_openlibs */
 #include <stdio.h>  /* fprintf */
-#include <string.h> /* strcmp, strchr, strrchr */
-#include <unistd.h> /* isatty */
+#include <errno.h>  /* errno (--nproc exec failure) */
+#include <stdlib.h> /* getenv, strtol, malloc */
+#include <string.h> /* strcmp, strchr, strrchr, strerror */
+#include <unistd.h> /* isatty, execvp, readlink, geteuid */
 
 #include "pt_host.h"
 
@@ -42,6 +48,7 @@ static void pt_print_usage(FILE *f) {
             "  -l MOD          require module MOD into global MOD (last dotted part); -l g=MOD names it g\n"
             "  -i              enter the REPL after running the script / -e code\n"
             "  -v, --version   print the version\n"
+            "  --nproc N       run N ranks on this node through mpirun (first option only)\n"
             "  -h, --help      print this help\n"
             "  --              stop handling options\n"
             "  -               run standard input as the script\n"
@@ -214,7 +221,92 @@ static int pt_main(lua_State *L) {
     return 1;
 }
 
+/* --nproc N (first option): re-executes this proteus under mpirun with N ranks. Returns the exit
+ * code when it cannot (exec failed, bad N); N = 1 runs in this process (argc and argv shifted). */
+static int pt_nproc(int *argc, char ***argv) {
+    char **av = *argv;
+    const char *val = NULL;
+    int skip = 0;
+    if (strcmp(av[1], "--nproc") == 0) {
+        if (*argc < 3) {
+            pt_message("--nproc needs a number of ranks: proteus --nproc N script.lua [args]");
+            return 1;
+        }
+        val = av[2];
+        skip = 2;
+    } else {
+        val = av[1] + strlen("--nproc=");
+        skip = 1;
+    }
+    char *end = NULL;
+    long n = strtol(val, &end, 10);
+    if (!*val || *end || n < 1 || n > 4096) {
+        fprintf(stderr, "%s: --nproc %s: give a number of ranks between 1 and 4096\n", pt_progname, val);
+        return 1;
+    }
+    if (n == 1) { /* one rank: this process, without the option */
+        av[skip] = av[0];
+        *argv = av + skip;
+        *argc -= skip;
+        return -1;
+    }
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK")) {
+        pt_message("--nproc inside an MPI job: ranks are already started by the launcher; drop --nproc");
+        return 1;
+    }
+    const char *launcher = getenv("PROTEUS_MPIRUN");
+    if (!launcher || !*launcher)
+        launcher = "mpirun";
+    static char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0)
+        self[len] = '\0';
+    else
+        snprintf(self, sizeof self, "%s", av[0]);
+    char nbuf[32];
+    snprintf(nbuf, sizeof nbuf, "%ld", n);
+    const char *extra = getenv("PROTEUS_MPIRUN_ARGS");
+    char *extra_copy = extra ? strdup(extra) : NULL;
+    int nextra = 0;
+    for (char *p = extra_copy; p && *p; p++)
+        if (*p != ' ' && (p == extra_copy || p[-1] == ' '))
+            nextra++;
+    char **nargv = malloc(sizeof(char *) * (size_t)(*argc + nextra + 12));
+    if (!nargv) {
+        pt_message("--nproc: out of memory");
+        return 1;
+    }
+    int k = 0;
+    nargv[k++] = (char *)launcher;
+    nargv[k++] = "-np";
+    nargv[k++] = nbuf;
+    nargv[k++] = "--bind-to";
+    nargv[k++] = "none";
+    nargv[k++] = "--oversubscribe";
+    if (geteuid() == 0)
+        nargv[k++] = "--allow-run-as-root";
+    for (char *tok = extra_copy ? strtok(extra_copy, " ") : NULL; tok; tok = strtok(NULL, " "))
+        nargv[k++] = tok;
+    nargv[k++] = self;
+    for (int i = 1 + skip; i < *argc; i++)
+        nargv[k++] = av[i];
+    nargv[k] = NULL;
+    fflush(stdout);
+    execvp(launcher, nargv);
+    fprintf(stderr, "%s: --nproc %ld: cannot run '%s' (%s); install Open MPI (Debian: openmpi-bin) or set "
+                    "PROTEUS_MPIRUN to the launcher, or start the ranks yourself: mpirun -np %ld %s ...\n",
+            pt_progname, n, launcher, strerror(errno), n, self);
+    free(nargv);
+    free(extra_copy);
+    return 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && (strcmp(argv[1], "--nproc") == 0 || strncmp(argv[1], "--nproc=", 8) == 0)) {
+        int rc = pt_nproc(&argc, &argv);
+        if (rc >= 0)
+            return rc;
+    }
     lua_State *L = luaL_newstate();
     if (!L) {
         pt_message("cannot create the Lua state: not enough memory");

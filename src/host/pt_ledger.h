@@ -81,4 +81,14 @@ void pt_ledger_report_get(const pt_ledger *l, pt_ledger_report *r);
  * anything changes; counted in scored_multiple otherwise). */
 pt_status pt_ledger_merge(pt_ledger *a, const pt_ledger *b);
 
+/* Per-target state for merging across processes (proteus.dist.merge_ledger): arrays of n =
+ * pt_ledger_ntokens entries indexed by position (entry 0 unused, 0): scored[t] (times scored),
+ * trained[t] and trained_first[t] (0/1); acc = {nll_sum, byte_sum, token_count, nll_rescaled,
+ * nll_external}. Ranks sum scored, take the max of the flags and sum acc, then import. */
+void pt_ledger_export(const pt_ledger *l, int32_t *scored, uint8_t *trained, uint8_t *trained_first, double acc[5]);
+/* Replaces l's state with merged arrays as above. In legal mode a target scored more than once (on
+ * two ranks) is a PT_ERR_LEGALITY error naming the position, and nothing changes. */
+pt_status pt_ledger_import(pt_ledger *l, const int32_t *scored, const uint8_t *trained, const uint8_t *trained_first,
+                           const double acc[5]);
+
 #endif

@@ -27,6 +27,7 @@
 #include <string.h> /* strcmp, strchr, strrchr, strerror */
 #include <unistd.h> /* isatty, execvp, readlink, geteuid */
 
+#include "pt_dist.h" /* pt_dist_abort: a failing rank ends the others */
 #include "pt_host.h"
 
 #ifndef PROTEUS_VERSION
@@ -321,6 +322,10 @@ int main(int argc, char **argv) {
         code = (int)lua_tointeger(L, -1);
     else
         pt_report(L, status);
+    /* a failing rank of a multi-process run ends the others now instead of leaving them to the
+     * collective watchdog (the error was printed above) */
+    if (code != 0 && pt_dist_initialized() && pt_dist_world() > 1)
+        pt_dist_abort("proteus: this rank's script failed; ending the other ranks", code);
     lua_close(L);
     return code;
 }

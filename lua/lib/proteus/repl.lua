@@ -107,6 +107,7 @@ end
 
 -- The help text for x (a string). help(x) prints it.
 function M.doc(x)
+  do local ok, d = pcall(require, "proteus.docs"); if ok then pcall(d.attach) end end -- __doc from lua/types (proteus.docs)
   local lines = {}
   local function add(s) lines[#lines + 1] = s end
   if x == nil then

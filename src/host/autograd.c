@@ -293,8 +293,9 @@ pt_status pt_backward(pt_tensor *root, pt_tensor *grad) {
         }
         for (int i = 0; i < node->n_inputs && !st; i++) {
             if (!gin[i]) continue;
-            if (!pt_node_needs_grad(node, i)) {
+            if (!pt_node_needs_grad(node, i)) { /* a backward may return gradients nobody asked for */
                 pt_tensor_release(gin[i]);
+                gin[i] = NULL;
                 continue;
             }
             pt_tensor **is;

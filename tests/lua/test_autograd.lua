@@ -77,6 +77,21 @@ function T.retain_grad_on_intermediate(t)
   t.eq(x.grad:totable(), { 36 })
 end
 
+function T.unneeded_gradients_are_dropped_once(t)
+  -- a fused backward that returns gradients for inputs that need none (attention's dk here) must not
+  -- be released twice (regression: double free found by the TTT engineer)
+  local F = require "proteus.functional"
+  local q = pt.randn({ 1, 5, 2, 8 }, { requires_grad = true })
+  local k = pt.randn({ 1, 5, 1, 8 })
+  local v = pt.randn({ 1, 5, 1, 8 }, { requires_grad = true })
+  for _ = 1, 20 do
+    q.grad, v.grad = nil, nil
+    F.attention(q, k, v):backward(pt.ones({ 1, 5, 2, 8 }))
+  end
+  t.eq(k.grad, nil)
+  t.eq(q.grad:shape(), { 1, 5, 2, 8 })
+end
+
 function T.gradcheck_binary_broadcast(t)
   local a, b = rnd({ 2, 3 }, 1), rnd({ 3 }, 2, 0.5)
   check(t, function(x, y) return x + y end, { a, b })

@@ -7,6 +7,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h> /* malloc, free */
 
 #include "../pt_dispatch.h"
 #include "../pt_elementwise.h"
@@ -287,26 +288,84 @@ PT_REGISTER_KERNEL(ew_where, PT_DEV_CPU, PT_F64, where_f64)
 PT_REGISTER_KERNEL(ew_where, PT_DEV_CPU, PT_I64, where_i64)
 PT_REGISTER_KERNEL(ew_where, PT_DEV_CPU, PT_I32, where_i32)
 
-/* ---- sum_to: out[reduced index] += a[i]; a contiguous with shape ashape; out strides sa ---- */
-#define SUMTO(NAME, T)                                                                      \
-    static void NAME(const pt_ew_args *g) {                                                 \
-        const T *A = g->a;                                                                  \
-        T *O = g->out;                                                                      \
-        int64_t n = pt_shape_numel(g->andim, g->ashape);                                    \
-        int64_t idx[PT_MAX_DIMS] = {0}, off = 0;                                            \
-        for (int64_t i = 0; i < n; i++) {                                                   \
-            O[off] += A[i];                                                                 \
-            for (int d = g->andim - 1; d >= 0; d--) {                                       \
-                idx[d]++;                                                                   \
-                off += g->sa[d];                                                            \
-                if (idx[d] < g->ashape[d]) break;                                           \
-                off -= g->sa[d] * g->ashape[d];                                             \
-                idx[d] = 0;                                                                 \
-            }                                                                               \
-        }                                                                                   \
+/* ---- sum_to: out[reduced index] += a[i]; a contiguous with shape ashape; out strides sa ----
+ * The sums run in double for both f32 and f64 (f32 outputs get an f64 accumulator buffer, rounded
+ * once at the end: a parity review found the gradients of single-number parameters, which sum
+ * B·T terms, 2e-5 off when accumulated in f32). a is walked row by row over its last dim: a row whose
+ * last dim is kept adds into a run of outputs (vectorised), a row whose last dim is reduced is summed
+ * in a register first. One thread, in a's order, so the result never depends on the thread count. */
+static void pt_sumto_acc(const pt_ew_args *g, const float *Af, const double *Ad, double *acc) {
+    int nd = g->andim;
+    int64_t inner = nd ? g->ashape[nd - 1] : 1, li = nd ? g->sa[nd - 1] : 0;
+    int64_t rows = inner ? pt_shape_numel(g->andim, g->ashape) / inner : 0;
+    int64_t idx[PT_MAX_DIMS] = {0}, off = 0; /* output offset of the row start (dims 0..nd-2) */
+    for (int64_t r = 0; r < rows; r++) {
+        double *o = acc + off;
+        if (Af) {
+            const float *pa = Af + r * inner;
+            if (li == 0) {
+                double t = 0;
+                for (int64_t i = 0; i < inner; i++) t += pa[i];
+                o[0] += t;
+            } else {
+                for (int64_t i = 0; i < inner; i++) o[i * li] += pa[i];
+            }
+        } else {
+            const double *pa = Ad + r * inner;
+            if (li == 0) {
+                double t = 0;
+                for (int64_t i = 0; i < inner; i++) t += pa[i];
+                o[0] += t;
+            } else {
+                for (int64_t i = 0; i < inner; i++) o[i * li] += pa[i];
+            }
+        }
+        for (int d = nd - 2; d >= 0; d--) {
+            idx[d]++;
+            off += g->sa[d];
+            if (idx[d] < g->ashape[d]) break;
+            off -= g->sa[d] * g->ashape[d];
+            idx[d] = 0;
+        }
     }
-SUMTO(sumto_f32, float)
-SUMTO(sumto_f64, double)
+}
+
+/* the output's extent in elements: 1 + the largest offset the strides reach */
+static int64_t pt_sumto_extent(const pt_ew_args *g) {
+    int64_t e = 1;
+    for (int d = 0; d < g->andim; d++) e += (g->ashape[d] - 1) * g->sa[d];
+    return e;
+}
+
+static void sumto_f32(const pt_ew_args *g) {
+    int64_t m = pt_sumto_extent(g);
+    double small[256];
+    double *acc = m <= 256 ? small : malloc(sizeof(double) * (size_t)m);
+    float *O = g->out;
+    if (!acc) { /* out of memory for the buffer: accumulate in f32 (the old behaviour) */
+        const float *A = g->a;
+        int64_t n = pt_shape_numel(g->andim, g->ashape), idx[PT_MAX_DIMS] = {0}, off = 0;
+        for (int64_t i = 0; i < n; i++) {
+            O[off] += A[i];
+            for (int d = g->andim - 1; d >= 0; d--) {
+                idx[d]++;
+                off += g->sa[d];
+                if (idx[d] < g->ashape[d]) break;
+                off -= g->sa[d] * g->ashape[d];
+                idx[d] = 0;
+            }
+        }
+        return;
+    }
+    for (int64_t j = 0; j < m; j++) acc[j] = O[j];
+    pt_sumto_acc(g, g->a, NULL, acc);
+    for (int64_t j = 0; j < m; j++) O[j] = (float)acc[j];
+    if (acc != small) free(acc);
+}
+
+static void sumto_f64(const pt_ew_args *g) {
+    pt_sumto_acc(g, NULL, g->a, g->out);
+}
 PT_REGISTER_KERNEL(ew_sum_to, PT_DEV_CPU, PT_F32, sumto_f32)
 PT_REGISTER_KERNEL(ew_sum_to, PT_DEV_CPU, PT_F64, sumto_f64)
 

@@ -373,7 +373,11 @@ tests.bad_options_are_named = function(T)
   T.raises(function() train.run(base_opts(model, opts, stream, { max_steps = 0 })) end, "max_steps must be an integer >= 1, got 0")
   T.raises(function() train.run(base_opts(model, opts, stream, { max_wallclock_ms = -5 })) end, "max_wallclock_ms")
   T.raises(function() train.run(base_opts(model, opts, stream, { qat = { names = { "x" } } })) end, "qat.threshold")
+  -- a misspelt key is refused with the nearest option, not ignored
+  T.raises(function() train.run(base_opts(model, opts, stream, { val_evry = 5 })) end,
+    "unknown option val_evry (did you mean val_every?)")
 end
+
 
 tests.progress_format = function(T)
   T.eq(progress.format { step = 120, total_steps = 20000, elapsed_ms = 10000, max_ms = 600000, loss = 3.21,

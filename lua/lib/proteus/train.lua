@@ -198,8 +198,22 @@ end
 
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 
+local KNOWN_OPTS = { "any_rank", "apply_averaging", "batch_seqs", "checkpoint", "clip", "clip_when", "config",
+  "ema", "grad_accum", "log_every", "lr_schedule", "max_steps", "max_wallclock_ms", "model", "momentum_schedule",
+  "on_step", "optimizers", "progress", "qat", "quiet", "rank", "reduce_grads", "resume", "run", "seq_len", "stream",
+  "swa", "val_every", "val_fn", "warmup_steps", "world" }
+local KNOWN_SET = {}
+for _, k in ipairs(KNOWN_OPTS) do KNOWN_SET[k] = true end
+
 local function check_opts(o)
   if type(o) ~= "table" then fail("expected a table of options") end
+  -- a misspelt option would otherwise be ignored silently (val_evry = 100 and no validation at all)
+  for k in pairs(o) do
+    if type(k) ~= "string" or not KNOWN_SET[k] then
+      fail("unknown option %s (did you mean %s?); the options are listed in proteus/train.lua's header",
+        tostring(k), require("proteus.config").nearest(tostring(k), KNOWN_OPTS))
+    end
+  end
   if type(o.model) ~= "table" or type(o.model.forward) ~= "function" then
     fail("model must be a model with forward(x, y) and named_parameters() (nn.GPT)")
   end
@@ -321,7 +335,12 @@ function train.run(o)
         loss:backward()
       end)
       if restore_qat then restore_qat() end
-      if not ok then error(err, 0) end
+      if not ok then
+        if type(err) == "string" and not err:find("train.run: step ", 1, true) then
+          err = string.format("train.run: step %d/%d: %s", ctx.step + 1, max_steps, err)
+        end
+        error(err, 0)
+      end
     end
     local train_loss = sum / accum
     local function stop_nan(what, v)

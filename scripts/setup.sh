@@ -9,12 +9,13 @@
 #            libopenblas-dev (GEMM + LAPACK) libcjson-dev libedit-dev (BSD line editor, not readline)
 #   data:    sentencepiece (spm_encode, to turn text into token shards)
 #   tests:   python3-torch python3-numpy (PyTorch parity tests on the CPU), openmpi-bin libopenmpi-dev
-#            (2-rank CPU tests), clang (libFuzzer), tmux (REPL test)
+#            (2-rank CPU tests), clang + libomp-dev (libFuzzer; clang's OpenMP), valgrind (memcheck
+#            smoke), tmux (REPL test)
 #   reports: gnuplot-nox (loss/BPB curves to PNG)
 set -euo pipefail
 PKGS=(cmake gcc make pkg-config liblua5.4-dev libzstd-dev libbrotli-dev zlib1g-dev libopenblas-dev
       libcjson-dev libedit-dev sentencepiece python3-torch python3-numpy openmpi-bin libopenmpi-dev
-      clang tmux gnuplot-nox)
+      clang libomp-dev valgrind tmux gnuplot-nox)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,7 +14,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 if [ "${1:-}" = "--sanitize" ]; then
   dir=build-asan
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DPROTEUS_SANITIZE=ON -DPROTEUS_CUDA=OFF >/dev/null
-  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1:allocator_may_return_null=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   # OpenBLAS/OpenMP threads are not what is under test here, and one thread keeps the run short
   export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1

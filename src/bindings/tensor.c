@@ -54,6 +54,20 @@ static pt_tensor *pt_lua_check_tensor_or_number(lua_State *L, int i, double *num
     return pt_lua_check_tensor(L, i);
 }
 
+/* one shape entry: an integer, or a float with an integral value (1e6, 2^20), so that sizes computed
+ * in Lua arithmetic work; 2.5, NaN or 1e300 are refused with the entry's position and value */
+static int64_t pt_lua_shape_entry(lua_State *L, int idx, int k) {
+    int ok = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &ok);
+    if (!ok) {
+        if (lua_type(L, idx) == LUA_TNUMBER)
+            luaL_error(L, "shape entry %d is %s: sizes must be whole numbers within the 64-bit range", k,
+                       lua_tostring(L, idx));
+        luaL_error(L, "shape entry %d is a %s (want a whole number)", k, luaL_typename(L, idx));
+    }
+    return (int64_t)v;
+}
+
 int pt_lua_check_shape(lua_State *L, int i, int64_t *shape) {
     int n = 0;
     if (lua_istable(L, i)) {
@@ -61,16 +75,18 @@ int pt_lua_check_shape(lua_State *L, int i, int64_t *shape) {
         if (n > PT_MAX_DIMS) luaL_error(L, "shape with %d dims (at most %d)", n, PT_MAX_DIMS);
         for (int k = 0; k < n; k++) {
             lua_geti(L, i, k + 1);
-            if (!lua_isinteger(L, -1)) luaL_error(L, "shape entry %d is not an integer", k + 1);
-            shape[k] = lua_tointeger(L, -1);
+            shape[k] = pt_lua_shape_entry(L, -1, k + 1);
             lua_pop(L, 1);
         }
         return n;
     }
+    /* integers first: a float after the first size ends the shape (pt.full(2, 3, 1.5) fills with 1.5);
+     * a float in first place can only be a size (pt.zeros(1e6)) */
     int top = lua_gettop(L);
-    for (int k = i; k <= top && lua_isinteger(L, k); k++) {
+    for (int k = i; k <= top && (lua_isinteger(L, k) || (k == i && lua_type(L, k) == LUA_TNUMBER)); k++) {
         if (n >= PT_MAX_DIMS) luaL_error(L, "shape with more than %d dims", PT_MAX_DIMS);
-        shape[n++] = lua_tointeger(L, k);
+        shape[n] = pt_lua_shape_entry(L, k, n + 1);
+        n++;
     }
     return n;
 }

@@ -132,8 +132,12 @@ pt_status pt_zstd_decompress(const void *src, size_t n, size_t max_out, uint8_t 
     if (size != ZSTD_CONTENTSIZE_UNKNOWN && size > max_out)
         return PT_FAIL(PT_ERR_FORMAT, "zstd: frame claims %llu decoded bytes, more than the limit of %zu",
                        size, max_out);
-    /* one frame with a stated size that covers all the input: decode in one call */
-    if (size != ZSTD_CONTENTSIZE_UNKNOWN && ZSTD_findFrameCompressedSize(src, n) == n) {
+    /* one frame with a stated size that covers all the input: decode in one call. Only when the
+     * stated size is possible for n input bytes (a zstd block of 128 KiB costs at least 4 bytes, so
+     * no frame expands more than 32768:1); a frame header that lies about its size would otherwise
+     * make a few bytes allocate max_out (found by tests/fuzz/fuzz_codec.c). It then streams, and the
+     * buffer only grows with what really decodes. */
+    if (size != ZSTD_CONTENTSIZE_UNKNOWN && size / 32768 <= n && ZSTD_findFrameCompressedSize(src, n) == n) {
         uint8_t *buf = malloc((size_t)size + 1);
         if (!buf)
             return PT_FAIL(PT_ERR_OOM, "zstd: cannot allocate %llu bytes", size + 1);
@@ -152,8 +156,10 @@ pt_status pt_zstd_decompress(const void *src, size_t n, size_t max_out, uint8_t 
     if (!d)
         return PT_FAIL(PT_ERR_OOM, "zstd: cannot create a decoder");
     pt_growbuf g;
-    pt_status s = pt_growbuf_init(&g, size != ZSTD_CONTENTSIZE_UNKNOWN ? (size_t)size + 1 : n * 4, max_out,
-                                  "zstd");
+    size_t hint = n > SIZE_MAX / 4 ? SIZE_MAX : n * 4;
+    if (size != ZSTD_CONTENTSIZE_UNKNOWN && size / 32768 <= n)
+        hint = (size_t)size + 1;
+    pt_status s = pt_growbuf_init(&g, hint, max_out, "zstd");
     if (s != PT_OK) {
         ZSTD_freeDCtx(d);
         return s;
@@ -292,6 +298,14 @@ pt_status pt_zlib_decompress(const void *src, size_t n, size_t max_out, uint8_t 
     if (len > max_out)
         return PT_FAIL(PT_ERR_FORMAT, "zlib: stored length %llu is more than the limit of %zu bytes",
                        (unsigned long long)len, max_out);
+    /* deflate expands at most 1032:1 (a 258-byte match in 2 bits), so a stored length beyond that
+     * is a lie: refuse it before allocating (a 21-byte input used to malloc 2 GiB here; tested by
+     * tests/c/test_fuzz_regressions.c) */
+    if (len / 1032 > n)
+        return PT_FAIL(PT_ERR_FORMAT,
+                       "zlib: stored length %llu is impossible for %zu bytes of compressed data (deflate expands "
+                       "at most 1032:1): the length field is corrupt",
+                       (unsigned long long)len, n);
     uint8_t *buf = malloc((size_t)len + 1);
     if (!buf)
         return PT_FAIL(PT_ERR_OOM, "zlib: cannot allocate %llu bytes", (unsigned long long)len + 1);

@@ -1,29 +1,67 @@
---- bench/gpt_step.lua — forward+backward of the PROTEUS v9 model (nn.GPT, the `proteus_v9` config of
--- tests/lua/gpt_configs.lua, 26,829,913 params) at T = 256, batch 4 on the CPU, against the PyTorch
--- reference model (tests/reference/gpt_ref.py, run by bench/gpt_step_torch.py) on the same weights
--- and tokens, same thread count. Prints per-step medians and the ratio proteus / PyTorch (< 1 = faster).
+--- bench/gpt_step.lua — a step of the PROTEUS v9 model (nn.GPT, the `proteus_v9` config of
+-- tests/lua/gpt_configs.lua, 26,829,913 params) in proteus against the PyTorch reference model
+-- (tests/reference/gpt_ref.py, run by bench/gpt_step_torch.py) on the same weights and tokens.
+-- Prints per-step medians and the ratio proteus / PyTorch.
+--
+-- CPU (default; bench/run_cpu.sh): forward+backward at T = 256, batch 4, same thread count on both
+-- sides, proteus first; ratio of times (< 1 = proteus faster).
 --
 --   OMP_NUM_THREADS=2 build/proteus bench/gpt_step.lua [reps=5] [warmup=1] [B=4] [T=256] [config=proteus_v9]
 --                                                     [torch=1] [profile=0]
---   (bench/run_cpu.sh runs it with the thread count set for both sides; results: bench/RESULTS.md)
+--
+-- CUDA (bench/run_gpu.sh): a v9 training step at the v9 shapes (T = 1024, 96 sequences) — forward,
+-- backward, clip_grad_norm 0.3, AdamW (tied embedding lr 0.03; block scalars lr 0.02), Muon (2-D block
+-- matrices, lr 0.02, μ 0.99, wd 0.04), as spec §3.4 at the schedules' plateau — on both sides. proteus
+-- runs in `dtype` (f32: its CUDA attention and fused kernels are f32/f64 only so far); PyTorch runs
+-- the records' setup (fp32 weights, bf16 autocast, torch.compile, flash SDPA; see gpt_step_torch.py).
+-- PyTorch runs FIRST (so its column exists even if the proteus side is slow or fails) in its own
+-- process, which has exited before proteus allocates its activations.
+--
+--   build-gpu/proteus bench/gpt_step.lua device=cuda [B=96] [T=1024] [reps=5] [warmup=2]
+--       [step=train|fwdbwd] [dtype=f32] [torch=1] [torch_warmup=3] [torch_timeout=300]
+--       [amp=bf16|none] [compile=1|0] [attn=flash|ref] [peak_tflops=989] [json=PATH] [time_limit=0]
+--
+-- Reported on CUDA: ms/step (median), tokens/s = B·T / step time, model FLOP utilisation = model
+-- FLOPs per step / step time / peak (peak_tflops, default 989 = H100/H200 SXM dense bf16 datasheet;
+-- the same peak for both sides, so an f32 proteus shows how far it is from the bf16 ceiling), and the
+-- ratio proteus/PyTorch of tokens/s (> 1 = proteus faster). Model FLOPs per step: 6 per weight of
+-- every matmul (Q, K, V, O, MLP, bigram projection, LM head) per token, plus causal attention
+-- 6·B·T²·d per layer (QKᵀ and PV, forward and backward, half the square). json=PATH writes the numbers.
+-- time_limit=S (seconds, 0 = none): once the proteus side has run S seconds and has at least one timed
+-- step, it stops and reports the steps it has (the header says how many), instead of being killed.
 --
 -- Weights: the builder's init with every parameter moved by 0.05·N(0,1) (as test_gpt_parity.lua does,
 -- so no branch is exactly zero); tokens uniform over the vocabulary (Lua's math.random, seed 1234).
--- The two losses are printed side by side as a sanity check (same model, f32: they agree to ~1e-6).
--- torch=0 skips the PyTorch side (for profiling proteus alone, e.g. under `perf record`).
+-- The two losses are printed side by side as a sanity check (CPU f32: they agree to ~1e-6; CUDA with
+-- PyTorch under bf16 autocast: to ~1e-2). torch=0 skips the PyTorch side.
+-- PROTEUS_TEST_PYTHON names the Python that has torch (default /usr/bin/python3).
 local pt = require "proteus"
 local nn = require "proteus.nn"
 local st = require "proteus.safetensors"
 local json = require "proteus.json"
 local host = require "proteus._host"
 
-local opts = { reps = "5", warmup = "1", B = "4", T = "256", config = "proteus_v9", torch = "1", profile = "0" }
+local opts = { reps = "5", warmup = nil, B = nil, T = nil, config = "proteus_v9", torch = "1", profile = "0",
+  device = "cpu", dtype = "f32", step = nil, torch_warmup = "3", torch_timeout = "0", amp = nil, compile = nil,
+  attn = nil, peak_tflops = "989", json = nil, time_limit = "0" }
+local known = { "reps", "warmup", "B", "T", "config", "torch", "profile", "device", "dtype", "step", "torch_warmup",
+  "torch_timeout", "amp", "compile", "attn", "peak_tflops", "json", "time_limit" }
+local is_known = {}
+for _, k in ipairs(known) do is_known[k] = true end
 for _, a in ipairs(arg or {}) do
   local k, v = a:match("^([%w_]+)=(.*)$")
-  if not k or opts[k] == nil then
-    error("gpt_step: unknown argument '" .. a .. "' (reps=, warmup=, B=, T=, config=, torch=, profile=)")
+  if not k or not is_known[k] then
+    error("gpt_step: unknown argument '" .. a .. "' (" .. table.concat(known, "=, ") .. "=)")
   end
   opts[k] = v
+end
+local on_gpu = opts.device ~= "cpu"
+opts.warmup = opts.warmup or (on_gpu and "2" or "1")
+opts.B = opts.B or (on_gpu and "96" or "4")
+opts.T = opts.T or (on_gpu and "1024" or "256")
+opts.step = opts.step or (on_gpu and "train" or "fwdbwd")
+if opts.step ~= "train" and opts.step ~= "fwdbwd" then
+  error("gpt_step: step must be 'train' or 'fwdbwd', got '" .. opts.step .. "'")
 end
 local reps, warmup = assert(tonumber(opts.reps)), assert(tonumber(opts.warmup))
 local B, T = assert(math.tointeger(tonumber(opts.B))), assert(math.tointeger(tonumber(opts.T)))
@@ -35,6 +73,14 @@ local cfg = G.configs[opts.config] or error("gpt_step: unknown config '" .. opts
 local PY = os.getenv("PROTEUS_TEST_PYTHON") or "/usr/bin/python3"
 local threads = tonumber(os.getenv("OMP_NUM_THREADS") or "") or 2
 
+local cuda
+if on_gpu then
+  cuda = require "proteus.cuda"
+  if not cuda.is_available() then
+    error("gpt_step: device=" .. opts.device .. " but no CUDA device is usable: " .. cuda.unavailable_reason())
+  end
+end
+
 local function median(xs)
   local s = {}
   for i, v in ipairs(xs) do s[i] = v end
@@ -42,6 +88,11 @@ local function median(xs)
   local n = #s
   if n % 2 == 1 then return s[(n + 1) // 2] end
   return 0.5 * (s[n // 2] + s[n // 2 + 1])
+end
+local function list(ts)
+  local p = {}
+  for i, v in ipairs(ts) do p[i] = string.format("%.3f", v) end
+  return table.concat(p, " ")
 end
 
 pt.manual_seed(1234)
@@ -59,29 +110,11 @@ for b = 1, B do
   for t = 1, T do xs[b][t], ys[b][t] = row[t], row[t + 1] end
 end
 local x, y = pt.tensor(xs, "i64"), pt.tensor(ys, "i64")
+local nparams = model:num_params()
 
-local times, loss = {}, nil
-for i = 1, warmup + reps do
-  model:zero_grad()
-  local t0 = host.clock()
-  local l = model:forward(x, y)
-  l:backward()
-  local dt = host.clock() - t0
-  loss = l:item()
-  if i > warmup then times[#times + 1] = dt end
-  collectgarbage()
-end
-local med = median(times)
-print(string.format("gpt_step: %s, %d params, B=%d T=%d, %d threads, %d reps after %d warm-up",
-  opts.config, model:num_params(), B, T, threads, reps, warmup))
-local function list(ts)
-  local p = {}
-  for i, v in ipairs(ts) do p[i] = string.format("%.3f", v) end
-  return table.concat(p, " ")
-end
-print(string.format("  proteus  loss %.7f  median %.3f s  (runs: %s)", loss, med, list(times)))
-
-if opts.torch ~= "0" then
+-- Runs bench/gpt_step_torch.py on this model's weights and tokens. Returns the decoded result, or nil
+-- and the reason (its last output line) when it failed or torch is missing.
+local function run_torch()
   local base = os.tmpname()
   os.remove(base)
   local wpath, tpath = base .. "-w.safetensors", base .. "-t.safetensors"
@@ -89,19 +122,175 @@ if opts.torch ~= "0" then
   for n, p in model:named_parameters() do weights[n] = p:detach() end
   st.save(wpath, weights)
   st.save(tpath, { x = x, y = y })
-  local cmd = string.format("%s %sbench/gpt_step_torch.py --config %s --weights %s --tokens %s --threads %d --reps %d --warmup %d 2>&1",
-    PY, root, opts.config, wpath, tpath, threads, reps, warmup)
+  local extra = ""
+  if on_gpu then
+    extra = string.format(" --device %s --warmup %s --step %s", opts.device, opts.torch_warmup, opts.step)
+    if opts.amp then extra = extra .. " --amp " .. opts.amp end
+    if opts.compile then extra = extra .. " --compile " .. opts.compile end
+    if opts.attn then extra = extra .. " --attn " .. opts.attn end
+  else
+    extra = string.format(" --warmup %d", warmup)
+  end
+  local pre = tonumber(opts.torch_timeout) > 0 and ("timeout " .. opts.torch_timeout .. " ") or ""
+  local cmd = string.format("%s%s %sbench/gpt_step_torch.py --config %s --weights %s --tokens %s --threads %d --reps %d%s 2>&1",
+    pre, PY, root, opts.config, wpath, tpath, threads, reps, extra)
   local f = io.popen(cmd)
   local out = f:read("a")
-  local ok = f:close()
+  local ok, _, code = f:close()
   os.remove(wpath)
   os.remove(tpath)
   if not ok then
-    print("  pytorch  not run: " .. out:gsub("%s+$", ""):match("([^\n]*)$"))
-  else
-    local r = json.decode(out:match("(%b{})%s*$"))
-    print(string.format("  pytorch  loss %.7f  median %.3f s  (runs: %s)", r.loss, r.median, list(r.times)))
-    print(string.format("  ratio proteus/pytorch = %.2f  (%s)", med / r.median,
-      med < r.median and "proteus faster" or "pytorch faster"))
+    local last = out:gsub("%s+$", ""):match("([^\n]*)$")
+    if code == 124 then last = "timed out after " .. opts.torch_timeout .. " s (torch_timeout=); " .. last end
+    return nil, last, out
   end
+  local obj = out:match("(%b{})%s*$")
+  if not obj then return nil, "no JSON in its output: " .. out:gsub("%s+$", ""):match("([^\n]*)$"), out end
+  return json.decode(obj)
+end
+
+-- The proteus step (gradients cleared before it, untimed, as on the PyTorch side): forward+backward,
+-- and with step=train the v9 optimizers.
+local function make_step()
+  if opts.step == "fwdbwd" then
+    return function()
+      local l = model:forward(x, y)
+      l:backward()
+      return l
+    end
+  end
+  local optim = require "proteus.optim"
+  local emb, mats, scal, all = {}, {}, {}, {}
+  for name, p in model:named_parameters() do
+    all[#all + 1] = p
+    if name == "tok_emb.weight" then emb[#emb + 1] = p
+    elseif name:match("^blocks%.") and p:dim() == 2 and not name:match("resid_mix") then mats[#mats + 1] = p
+    elseif name:match("^blocks%.") or name == "skip_weights" then scal[#scal + 1] = p end
+  end
+  local a1 = optim.AdamW { params = emb, lr = 0.03, betas = { 0.9, 0.95 }, eps = 1e-8, weight_decay = 0.04 }
+  local mu = optim.Muon { params = mats, lr = 0.02, momentum = 0.99, weight_decay = 0.04 }
+  local a2 = optim.AdamW { params = scal, lr = 0.02, betas = { 0.9, 0.95 }, eps = 1e-8, weight_decay = 0.04 }
+  return function()
+    local l = model:forward(x, y)
+    l:backward()
+    optim.clip_grad_norm(all, 0.3)
+    a1:step(1.0)
+    mu:step(1.0)
+    a2:step(1.0)
+    return l
+  end
+end
+
+-- Model FLOPs of one training step (see the header).
+local function step_flops()
+  local c = model.cfg
+  local d, L = c.model_dim, c.num_layers
+  local kvd = c.num_kv_heads * (c.head_dim or d // c.num_heads)
+  local hid = c.mlp_hidden or math.floor(c.mlp_mult * d)
+  local w = L * (2 * d * d + 2 * kvd * d + 2 * hid * d) + V * d
+  if (c.bigram_vocab_size or 0) > 0 then w = w + d * c.bigram_dim end
+  local tokens = B * T
+  return 6.0 * w * tokens + 6.0 * L * B * T * T * d
+end
+
+local torch_res, torch_err
+if on_gpu and opts.torch ~= "0" then
+  print(string.format("gpt_step: running the PyTorch side first (%s)", PY))
+  io.stdout:flush()
+  local out
+  torch_res, torch_err, out = run_torch()
+  if torch_res then
+    print(string.format("  pytorch  loss %.7f  median %.3f s  (runs: %s; first step incl. compile %.1f s)", torch_res.loss,
+      torch_res.median, list(torch_res.times), torch_res.first_step_s or 0))
+  else
+    print("  pytorch  not run: " .. torch_err)
+    if out and #out > 0 then io.stderr:write(out) end
+  end
+  io.stdout:flush()
+end
+
+if on_gpu then
+  pt.no_grad(function() model:to(opts.device, opts.dtype ~= "f32" and opts.dtype or nil) end)
+  x, y = x:to(opts.device), y:to(opts.device)
+end
+local step = make_step()
+local times, loss = {}, nil
+local time_limit, t_begin = tonumber(opts.time_limit), host.clock()
+for i = 1, warmup + reps do
+  if time_limit > 0 and #times >= 1 and host.clock() - t_begin > time_limit then
+    print(string.format("  proteus  stopped after %d timed steps: time_limit=%s s reached", #times, opts.time_limit))
+    reps = #times
+    break
+  end
+  model:zero_grad()
+  if on_gpu then cuda.synchronize() end
+  local t0 = host.clock()
+  local l = step()
+  if on_gpu then cuda.synchronize() end
+  local dt = host.clock() - t0
+  loss = l:item()
+  if i > warmup then times[#times + 1] = dt end
+  if on_gpu then
+    print(string.format("  proteus  step %d%s: %.3f s  loss %.7f", i, i <= warmup and " (warm-up)" or "", dt, loss))
+    io.stdout:flush()
+  end
+  collectgarbage()
+end
+local med = median(times)
+if not on_gpu then
+  print(string.format("gpt_step: %s, %d params, B=%d T=%d, %d threads, %d reps after %d warm-up",
+    opts.config, nparams, B, T, threads, reps, warmup))
+  print(string.format("  proteus  loss %.7f  median %.3f s  (runs: %s)", loss, med, list(times)))
+  if opts.torch ~= "0" then
+    local r, err = run_torch()
+    if not r then
+      print("  pytorch  not run: " .. err)
+    else
+      print(string.format("  pytorch  loss %.7f  median %.3f s  (runs: %s)", r.loss, r.median, list(r.times)))
+      print(string.format("  ratio proteus/pytorch = %.2f  (%s)", med / r.median,
+        med < r.median and "proteus faster" or "pytorch faster"))
+    end
+  end
+  return
+end
+
+-- CUDA: the side-by-side table
+local flops, peak = step_flops(), tonumber(opts.peak_tflops) * 1e12
+local tokens = B * T
+local ms = cuda.memory_stats()
+local dev_name = cuda.device_name()
+local function row(name, sec, l)
+  return string.format("| %s | %.1f | %.0f | %.1f%% | %.5f |", name, sec * 1e3, tokens / sec, 100 * flops / sec / peak, l)
+end
+print(string.format("\ngpt_step (%s): %s, %d params, B=%d T=%d (%d tokens/step), step=%s, %d reps after %d warm-up (proteus)",
+  dev_name, opts.config, nparams, B, T, tokens, opts.step, reps, warmup))
+print(string.format("model FLOPs/step %.3e; MFU against %.0f TFLOP/s; proteus peak allocated %s", flops,
+  tonumber(opts.peak_tflops), cuda.fmt_bytes(ms.peak_allocated_bytes)))
+print("")
+print("| side | ms/step | tokens/s | MFU | loss |")
+print("|---|---|---|---|---|")
+print(row(string.format("proteus (%s)", opts.dtype), med, loss))
+local result = { device = dev_name, config = opts.config, B = B, T = T, step = opts.step, flops_per_step = flops,
+  peak_tflops = tonumber(opts.peak_tflops), proteus = { dtype = opts.dtype, median_s = med, times = times, loss = loss,
+  tokens_per_s = tokens / med, mfu = flops / med / peak, peak_allocated_bytes = ms.peak_allocated_bytes } }
+if torch_res then
+  local s = torch_res.setup or {}
+  print(row(string.format("PyTorch %s (%s autocast, compile=%s, %s)", torch_res.torch or "?", s.amp or "?",
+    tostring(s.compile), s.attention or s.attn or "?"), torch_res.median, torch_res.loss))
+  print(string.format("\nratio proteus/PyTorch tokens/s = %.3f  (%s)", torch_res.median / med,
+    med < torch_res.median and "proteus faster" or "PyTorch faster"))
+  print(string.format("losses: proteus %.6f, PyTorch %.6f (rel %.2g; bf16 autocast on the PyTorch side)", loss,
+    torch_res.loss, math.abs(loss - torch_res.loss) / math.abs(torch_res.loss)))
+  result.pytorch = torch_res
+  result.pytorch.tokens_per_s = tokens / torch_res.median
+  result.pytorch.mfu = flops / torch_res.median / peak
+  result.ratio_tokens_per_s = torch_res.median / med
+else
+  print(string.format("| PyTorch | not run: %s | | | |", opts.torch == "0" and "torch=0" or torch_err))
+  result.pytorch = { error = opts.torch == "0" and "torch=0" or torch_err }
+end
+if opts.json then
+  local f = assert(io.open(opts.json, "w"))
+  f:write(json.encode(result), "\n")
+  f:close()
 end

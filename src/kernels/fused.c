@@ -41,6 +41,24 @@ static pt_status pt_fz_float(const char *op, const char *arg, const pt_tensor *t
     return PT_OK;
 }
 
+/* pt_fz_float that also takes bf16 (attention: CUDA's flash kernels; on the CPU a bf16 call ends at
+ * pt_kernel_missing, which names the op, dtype and device) */
+static pt_status pt_fz_float_or_bf16(const char *op, const char *arg, const pt_tensor *t, const pt_tensor *ref,
+                                     const char *ref_arg) {
+    if (t->dtype != PT_BF16) return pt_fz_float(op, arg, t, ref, ref_arg);
+    if (ref) {
+        if (ref->dtype != PT_BF16)
+            return PT_FAIL(PT_ERR_DTYPE, "%s: %s has dtype bf16 but %s has %s; cast them to one dtype", op, arg,
+                           ref_arg, pt_dtype_name(ref->dtype));
+        if (!pt_device_eq(t->device, ref->device)) {
+            char a[32], b[32];
+            return PT_FAIL(PT_ERR_VALUE, "%s: %s is on %s but %s is on %s", op, arg,
+                           pt_device_str(t->device, a, sizeof a), ref_arg, pt_device_str(ref->device, b, sizeof b));
+        }
+    }
+    return PT_OK;
+}
+
 static pt_status pt_fz_ndim(const char *op, const char *arg, const pt_tensor *t, int ndim, const char *layout) {
     if (t->ndim != ndim) {
         char s[128];
@@ -220,9 +238,9 @@ static pt_status pt_attention_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) 
 pt_status pt_attention(pt_tensor **out, pt_tensor *q, pt_tensor *k, pt_tensor *v, double scale) {
     *out = NULL;
     const char *op = "attention";
-    PT_TRY(pt_fz_float(op, "q", q, NULL, NULL));
-    PT_TRY(pt_fz_float(op, "k", k, q, "q"));
-    PT_TRY(pt_fz_float(op, "v", v, q, "q"));
+    PT_TRY(pt_fz_float_or_bf16(op, "q", q, NULL, NULL));
+    PT_TRY(pt_fz_float_or_bf16(op, "k", k, q, "q"));
+    PT_TRY(pt_fz_float_or_bf16(op, "v", v, q, "q"));
     PT_TRY(pt_fz_ndim(op, "q", q, 4, "[B, T, H, D]"));
     PT_TRY(pt_fz_ndim(op, "k", k, 4, "[B, T, Hkv, D]"));
     PT_TRY(pt_fz_ndim(op, "v", v, 4, "[B, T, Hkv, D]"));
@@ -248,7 +266,8 @@ pt_status pt_attention(pt_tensor **out, pt_tensor *q, pt_tensor *k, pt_tensor *v
     if (!st) st = pt_tensor_contiguous_raw(&kc, k);
     if (!st) st = pt_tensor_contiguous_raw(&vc, v);
     if (!st) st = pt_fz_like(out, q, 1);
-    if (!st) st = pt_tensor_zeros(&lse, q->dtype, q->device, 3, lshape);
+    /* lse stays f32 for bf16 inputs (the backward's P = exp(s - lse) needs more than bf16's 8 bits) */
+    if (!st) st = pt_tensor_zeros(&lse, q->dtype == PT_BF16 ? PT_F32 : q->dtype, q->device, 3, lshape);
     if (!st && pt_tensor_numel(q) > 0) {
         pt_attention_args a = {.B = q->shape[0], .T = q->shape[1], .H = H, .Hkv = Hkv, .D = q->shape[3],
                                .scale = scale, .q = pt_tensor_data(qc), .k = pt_tensor_data(kc),

@@ -15,7 +15,8 @@
  *                        inv_freq_j = base'^(−2j/r); base' = base·(T/train_len)^(r/(r−2)) when
  *                        train_len > 0 and T > train_len (NTK), else base. r = 0 means r = D.
  *   pt_attention         causal softmax(q kᵀ·scale) v with GQA: q [B,T,H,D], k, v [B,T,Hkv,D];
- *                        query head h reads kv head ⌊h/(H/Hkv)⌋; scale <= 0 means 1/√D.
+ *                        query head h reads kv head ⌊h/(H/Hkv)⌋; scale <= 0 means 1/√D. Also bf16 on
+ *                        CUDA (cuda/attention.cu; fp32 accumulation).
  *   pt_xsa               y − (y·v̂)v̂ per position and head, v̂ = v/max(‖v‖, 1e-12) of the head's kv group.
  *   pt_relu2             relu(x)²
  *   pt_leaky_relu2       leaky_relu(x, slope)²
@@ -79,7 +80,8 @@ typedef struct {
     void *y;
 } pt_rotary_args;
 
-/* "attention":     q,k,v -> y [B,T,H,D], lse [B,H,T] (log-sum-exp of the scaled causal scores)
+/* "attention":     q,k,v -> y [B,T,H,D], lse [B,H,T] (log-sum-exp of the scaled causal scores; f32 when
+ *                  q is bf16, else q's dtype)
  * "attention_bwd": q,k,v,y,lse,gy -> dq, dk, dv (dk, dv must be zeroed by the caller) */
 typedef struct {
     int64_t B, T, H, Hkv, D;

@@ -4,18 +4,22 @@
  * First, correct versions (speed is issue 11's work: a flash-style wgmma attention, fused epilogues):
  *   rms_norm / _bwd        block per row, f64 sums
  *   rotary                 thread per rotated pair (cos/sin in the element type, like the CPU)
- *   attention / _bwd       warp per query row, online softmax in the forward (saves lse); the backward
- *                          recomputes P from lse and adds dK, dV with float atomics (not bit-stable)
+ *   attention / _bwd       bf16: the flash kernels of attention.cu where they apply (rule and the
+ *                          PROTEUS_ATTN switch at the attention section below); otherwise warp per query
+ *                          row, online softmax in the forward (saves lse); the backward recomputes P from
+ *                          lse and adds dK, dV with float atomics (not bit-stable)
  *   xsa / _bwd             thread per (position, kv head)
  *   act2 / _bwd            thread per element; star's dscale/dbias: block per unit, f64 sums
  *   softcap_ce / _bwd      block per row; targets are range-checked on the device first
  *   bigram_hash            thread per position (int32 arithmetic exactly as cpu/fused.c)
  *   smear_gate / _bwd      thread per element; dgate: block per channel
  *   lora / lora_bwd        in lora.cu (cuBLAS strided-batched GEMMs)
- * dtypes f32, f64. NOT YET RUN ON A GPU (no device was lent when this was written); the GPU suite
+ * dtypes f32, f64 (attention also bf16). NOT YET RUN ON A GPU (no device was lent when this was written); the GPU suite
  * tests/gpu/test_fused.lua compares every kernel and backward with the CPU.
  */
 #include <math.h>
+#include <stdlib.h> /* getenv */
+#include <string.h> /* strcmp */
 
 #include "pt_cuda_common.cuh"
 
@@ -24,6 +28,7 @@ extern "C" {
 #include "../pt_fused.h"
 #include "pt_cuda_internal.h"
 }
+#include "pt_attention.cuh" /* the flash kernels (attention.cu) */
 
 #define PT_FZ_THREADS 256
 #define PT_XSA_EPS 1e-12
@@ -128,7 +133,63 @@ static pt_status cu_rotary(const pt_rotary_args *a) {
     return pt_fz_done("rotary");
 }
 
-/* ---------------------------------------------------------------- attention (warp per query row) */
+/* ---------------------------------------------------------------- attention
+ * Which kernel runs. PROTEUS_ATTN is read at every call:
+ *   unset, "" or "auto": the flash kernels of attention.cu when q is bf16 and they take the call
+ *                        (pt_flash_attention_supported: D = 64 or 128, T <= 4194240, 16-byte aligned
+ *                        pointers), else the simple kernel below. Both are tested against the CPU, so
+ *                        this is a speed choice, not a correctness one.
+ *   "simple":            the simple kernel for every dtype and shape (the baseline the bench compares).
+ *   "flash":             the flash kernels, or an error naming the dtype or shape they do not take.
+ * The simple kernel: warp per query row, math in f64, online softmax (saves lse); the backward
+ * recomputes P from lse and adds dK, dV with atomics (f32 atomics into a workspace for bf16, then
+ * rounded once), so it is not bit-stable. lse is f32 for bf16 inputs, else the input dtype. */
+enum { PT_ATTN_AUTO = 0, PT_ATTN_SIMPLE = 1, PT_ATTN_FLASH = 2 };
+
+static pt_status pt_attn_mode(int *mode) {
+    const char *e = getenv("PROTEUS_ATTN");
+    *mode = PT_ATTN_AUTO;
+    if (!e || !*e || !strcmp(e, "auto")) return PT_OK;
+    if (!strcmp(e, "simple")) *mode = PT_ATTN_SIMPLE;
+    else if (!strcmp(e, "flash")) *mode = PT_ATTN_FLASH;
+    else
+        return PT_FAIL(PT_ERR_VALUE, "PROTEUS_ATTN=%s: expected simple, flash or auto (unset means auto: flash where "
+                                     "it applies)", e);
+    return PT_OK;
+}
+
+/* *flash = 1 when this call goes to attention.cu */
+static pt_status pt_attn_pick(const pt_attention_args *a, pt_dtype dt, int bwd, int *flash) {
+    int mode;
+    *flash = 0;
+    PT_TRY(pt_attn_mode(&mode));
+    if (mode == PT_ATTN_SIMPLE) return PT_OK;
+    const char *what = bwd ? "attention backward" : "attention";
+    if (dt != PT_BF16) {
+        if (mode == PT_ATTN_FLASH)
+            return PT_FAIL(PT_ERR_UNSUPPORTED, "%s on CUDA with PROTEUS_ATTN=flash: the flash kernel takes bf16, got %s "
+                                               "(cast q, k, v to bf16, or unset PROTEUS_ATTN)", what, pt_dtype_name(dt));
+        return PT_OK;
+    }
+    char why[192];
+    if (!pt_flash_attention_supported(a, bwd, why, sizeof why)) {
+        if (mode == PT_ATTN_FLASH)
+            return PT_FAIL(PT_ERR_UNSUPPORTED, "%s on CUDA with PROTEUS_ATTN=flash: q [B=%lld, T=%lld, H=%lld, D=%lld], "
+                                               "k, v [Hkv=%lld] bf16: %s (unset PROTEUS_ATTN to use the simple kernel)",
+                           what, (long long)a->B, (long long)a->T, (long long)a->H, (long long)a->D,
+                           (long long)a->Hkv, why);
+        return PT_OK;
+    }
+    *flash = 1;
+    return PT_OK;
+}
+
+/* storage dtype, lse type and dK/dV accumulation type of each instantiation */
+template <typename T> struct pt_attn_t;
+template <> struct pt_attn_t<float> { typedef float lse; typedef float acc; static const pt_dtype dt = PT_F32; };
+template <> struct pt_attn_t<double> { typedef double lse; typedef double acc; static const pt_dtype dt = PT_F64; };
+template <> struct pt_attn_t<pt_bf16> { typedef float lse; typedef float acc; static const pt_dtype dt = PT_BF16; };
+
 __device__ __forceinline__ double pt_warp_sum(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -136,6 +197,8 @@ __device__ __forceinline__ double pt_warp_sum(double v) {
 
 template <typename T>
 __global__ void k_attention(pt_attention_args a) {
+    typedef typename pt_attn_t<T>::lse LT;
+    typedef typename pt_math<T>::type M;
     const int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     const int lane = threadIdx.x % 32;
     const int64_t rows = a.B * a.H * a.T;
@@ -151,14 +214,14 @@ __global__ void k_attention(pt_attention_args a) {
     for (int i = 0; i < nd; i++) {
         int64_t d = lane + 32 * i;
         acc[i] = 0;
-        qv[i] = d < D ? (double)q[d] : 0;
+        qv[i] = d < D ? (double)pt_ld(q, d) : 0;
     }
     double m = -INFINITY, l = 0;
     for (int64_t j = 0; j <= t; j++) {
         double s = 0;
         for (int i = 0; i < nd; i++) {
             int64_t d = lane + 32 * i;
-            if (d < D) s += qv[i] * (double)K[j * ldk + d];
+            if (d < D) s += qv[i] * (double)pt_ld(K, j * ldk + d);
         }
         s = pt_warp_sum(s) * a.scale;
         double mn = s > m ? s : m;
@@ -166,23 +229,27 @@ __global__ void k_attention(pt_attention_args a) {
         l = l * corr + p;
         for (int i = 0; i < nd; i++) {
             int64_t d = lane + 32 * i;
-            acc[i] = acc[i] * corr + (d < D ? p * (double)V[j * ldk + d] : 0);
+            acc[i] = acc[i] * corr + (d < D ? p * (double)pt_ld(V, j * ldk + d) : 0);
         }
         m = mn;
     }
     T *y = (T *)a.y + (b * a.T + t) * ldq + h * D;
     for (int i = 0; i < nd; i++) {
         int64_t d = lane + 32 * i;
-        if (d < D) y[d] = (T)(acc[i] / l);
+        if (d < D) pt_st(y, d, (M)(acc[i] / l));
     }
-    if (lane == 0) ((T *)a.lse)[(b * a.H + h) * a.T + t] = (T)(m + log(l));
+    if (lane == 0) ((LT *)a.lse)[(b * a.H + h) * a.T + t] = (LT)(m + log(l));
 }
 
 __device__ __forceinline__ void pt_atomic_add(float *p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void pt_atomic_add(double *p, double v) { atomicAdd(p, v); }
 
+/* dK, dV accumulate into dKa, dVa (the outputs for f32/f64, an f32 workspace for bf16) */
 template <typename T>
-__global__ void k_attention_bwd(pt_attention_args a) {
+__global__ void k_attention_bwd(pt_attention_args a, typename pt_attn_t<T>::acc *dKa, typename pt_attn_t<T>::acc *dVa) {
+    typedef typename pt_attn_t<T>::lse LT;
+    typedef typename pt_attn_t<T>::acc AT;
+    typedef typename pt_math<T>::type M;
     const int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     const int lane = threadIdx.x % 32;
     const int64_t rows = a.B * a.H * a.T;
@@ -194,17 +261,17 @@ __global__ void k_attention_bwd(pt_attention_args a) {
     const T *q = (const T *)a.q + qoff, *y = (const T *)a.y + qoff, *gy = (const T *)a.gy + qoff;
     const T *K = (const T *)a.k + b * a.T * ldk + gk * D;
     const T *V = (const T *)a.v + b * a.T * ldk + gk * D;
-    T *dK = (T *)a.dk + b * a.T * ldk + gk * D, *dV = (T *)a.dv + b * a.T * ldk + gk * D;
-    const double lse = (double)((const T *)a.lse)[(b * a.H + h) * a.T + t];
+    AT *dK = dKa + b * a.T * ldk + gk * D, *dV = dVa + b * a.T * ldk + gk * D;
+    const double lse = (double)((const LT *)a.lse)[(b * a.H + h) * a.T + t];
     const int nd = (int)((D + 31) / 32);
     double qv[PT_ATT_MAX_D / 32], gv[PT_ATT_MAX_D / 32], dq[PT_ATT_MAX_D / 32];
     double di = 0;
     for (int i = 0; i < nd; i++) {
         int64_t d = lane + 32 * i;
-        qv[i] = d < D ? (double)q[d] : 0;
-        gv[i] = d < D ? (double)gy[d] : 0;
+        qv[i] = d < D ? (double)pt_ld(q, d) : 0;
+        gv[i] = d < D ? (double)pt_ld(gy, d) : 0;
         dq[i] = 0;
-        if (d < D) di += (double)y[d] * gv[i];
+        if (d < D) di += (double)pt_ld(y, d) * gv[i];
     }
     di = pt_warp_sum(di);
     for (int64_t j = 0; j <= t; j++) {
@@ -212,8 +279,8 @@ __global__ void k_attention_bwd(pt_attention_args a) {
         for (int i = 0; i < nd; i++) {
             int64_t d = lane + 32 * i;
             if (d < D) {
-                s += qv[i] * (double)K[j * ldk + d];
-                dp += gv[i] * (double)V[j * ldk + d];
+                s += qv[i] * (double)pt_ld(K, j * ldk + d);
+                dp += gv[i] * (double)pt_ld(V, j * ldk + d);
             }
         }
         s = pt_warp_sum(s) * a.scale;
@@ -222,21 +289,28 @@ __global__ void k_attention_bwd(pt_attention_args a) {
         for (int i = 0; i < nd; i++) {
             int64_t d = lane + 32 * i;
             if (d < D) {
-                dq[i] += a.scale * ds * (double)K[j * ldk + d];
-                pt_atomic_add(&dK[j * ldk + d], (T)(a.scale * ds * qv[i]));
-                pt_atomic_add(&dV[j * ldk + d], (T)(p * gv[i]));
+                dq[i] += a.scale * ds * (double)pt_ld(K, j * ldk + d);
+                pt_atomic_add(&dK[j * ldk + d], (AT)(a.scale * ds * qv[i]));
+                pt_atomic_add(&dV[j * ldk + d], (AT)(p * gv[i]));
             }
         }
     }
     T *dQ = (T *)a.dq + qoff;
     for (int i = 0; i < nd; i++) {
         int64_t d = lane + 32 * i;
-        if (d < D) dQ[d] = (T)dq[i];
+        if (d < D) pt_st(dQ, d, (M)dq[i]);
     }
+}
+
+__global__ void k_attention_f32_to_bf16(const float *src, pt_bf16 *dst, int64_t n) {
+    GRID_LOOP(i, n) pt_st(dst, i, src[i]);
 }
 
 template <typename T>
 static pt_status cu_attention(const pt_attention_args *a) {
+    int flash = 0;
+    PT_TRY(pt_attn_pick(a, pt_attn_t<T>::dt, 0, &flash));
+    if (flash) return pt_flash_attention_fwd(a);
     if (a->D > PT_ATT_MAX_D)
         return PT_FAIL(PT_ERR_UNSUPPORTED, "attention on CUDA: head dim %lld > %d is not supported yet", (long long)a->D,
                        PT_ATT_MAX_D);
@@ -245,16 +319,50 @@ static pt_status cu_attention(const pt_attention_args *a) {
     k_attention<T><<<pt_fz_blocks(rows * 32), PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(*a);
     return pt_fz_done("attention");
 }
+
 template <typename T>
 static pt_status cu_attention_bwd(const pt_attention_args *a) {
+    typedef typename pt_attn_t<T>::acc AT;
+    int flash = 0;
+    PT_TRY(pt_attn_pick(a, pt_attn_t<T>::dt, 1, &flash));
+    if (flash) return pt_flash_attention_bwd(a);
     if (a->D > PT_ATT_MAX_D)
         return PT_FAIL(PT_ERR_UNSUPPORTED, "attention backward on CUDA: head dim %lld > %d is not supported yet",
                        (long long)a->D, PT_ATT_MAX_D);
     int64_t rows = a->B * a->H * a->T;
     if (rows == 0) return PT_OK;
-    k_attention_bwd<T><<<pt_fz_blocks(rows * 32), PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(*a);
+    if (pt_attn_t<T>::dt != PT_BF16) { /* dk, dv arrive zeroed and take the atomics directly */
+        k_attention_bwd<T><<<pt_fz_blocks(rows * 32), PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(*a, (AT *)a->dk,
+                                                                                                  (AT *)a->dv);
+        return pt_fz_done("attention_bwd");
+    }
+    /* bf16: f32 atomics into a zeroed workspace, then one rounding; the allocator reuses the
+     * workspace in compute-stream order, so freeing it after the launches is safe */
+    const int64_t nkv = a->B * a->T * a->Hkv * a->D;
+    const size_t bytes = 2 * sizeof(float) * (size_t)nkv;
+    int dev = 0;
+    PT_CUDA_CHECK(cudaGetDevice(&dev));
+    void *ws = NULL;
+    PT_TRY(pt_cuda_alloc(&ws, bytes, dev));
+    float *dk = (float *)ws, *dv = dk + nkv;
+    cudaError_t e = cudaMemsetAsync(ws, 0, bytes, pt_cuda_compute_stream());
+    if (e == cudaSuccess) {
+        k_attention_bwd<T><<<pt_fz_blocks(rows * 32), PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(*a, (AT *)dk,
+                                                                                                  (AT *)dv);
+        k_attention_f32_to_bf16<<<pt_fz_blocks(nkv), PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(dk, (pt_bf16 *)a->dk,
+                                                                                                   nkv);
+        k_attention_f32_to_bf16<<<pt_fz_blocks(nkv), PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(dv, (pt_bf16 *)a->dv,
+                                                                                                   nkv);
+    }
+    pt_cuda_free(ws, bytes, dev);
+    if (e != cudaSuccess) return pt_cuda_fail(e, "cudaMemsetAsync", __FILE__, __LINE__);
     return pt_fz_done("attention_bwd");
 }
+
+static pt_status cu_attention_bf16(const pt_attention_args *a) { return cu_attention<pt_bf16>(a); }
+static pt_status cu_attention_bwd_bf16(const pt_attention_args *a) { return cu_attention_bwd<pt_bf16>(a); }
+PT_REGISTER_KERNEL(attention, PT_DEV_CUDA, PT_BF16, cu_attention_bf16)
+PT_REGISTER_KERNEL(attention_bwd, PT_DEV_CUDA, PT_BF16, cu_attention_bwd_bf16)
 
 /* ---------------------------------------------------------------- XSA */
 template <typename T>

@@ -77,25 +77,8 @@ local function copy(t)
   return r
 end
 
-local function nearest(name, keys)
-  local best, bestd
-  for _, k in ipairs(keys) do
-    -- Levenshtein distance
-    local m, n = #name, #k
-    local prev = {}
-    for j = 0, n do prev[j] = j end
-    for i = 1, m do
-      local cur = { [0] = i }
-      for j = 1, n do
-        local c = (name:sub(i, i) == k:sub(j, j)) and 0 or 1
-        cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + c)
-      end
-      prev = cur
-    end
-    if not bestd or prev[n] < bestd then best, bestd = k, prev[n] end
-  end
-  return best
-end
+-- Levenshtein-nearest known key (one implementation, in proteus.config)
+local nearest = require("proteus.config").nearest
 nn.nearest = nearest
 
 --- Validates a GPT config; fills defaults. Errors name the key and say what to do.

@@ -157,9 +157,24 @@ pt_status pt_quant_gptq(pt_tensor **q, pt_tensor *w, pt_tensor *h, pt_tensor *sc
                        h ? pt_shape_str(h->ndim, h->shape, b2, sizeof b2) : "NULL");
     if (!(block >= 1)) return PT_FAIL(PT_ERR_VALUE, "%s: block = %lld must be >= 1", op, (long long)block);
     if (!(damp >= 0)) return PT_FAIL(PT_ERR_VALUE, "%s: damp = %g must be >= 0", op, damp);
-    if (w->device.type != PT_DEV_CPU || h->device.type != PT_DEV_CPU)
-        return PT_FAIL(PT_ERR_UNSUPPORTED, "%s: the Hessian preparation runs on the CPU; move the weight and Hessian "
-                                           "to the CPU first", op);
+    /* The Hessian preparation (sort, inverse, Cholesky) runs on the CPU; the sweep runs on the weight's
+     * device (the CUDA kernel reads W, U, scale and the error scratch from device memory). */
+    const pt_device dev = w->device;
+    PT_TRY(pt_check_same_device(op, w, h));
+    if (scale) PT_TRY(pt_check_same_device(op, w, scale));
+    pt_tensor *host[3] = {NULL, NULL, NULL}; /* w, h, scale on the CPU when dev is not */
+    if (dev.type != PT_DEV_CPU) {
+        pt_status s0 = pt_tensor_to(&host[0], w, w->dtype, PT_CPU, 0);
+        if (!s0) s0 = pt_tensor_to(&host[1], h, h->dtype, PT_CPU, 0);
+        if (!s0 && scale) s0 = pt_tensor_to(&host[2], scale, scale->dtype, PT_CPU, 0);
+        if (s0) {
+            pt_q_release(host, 3);
+            return s0;
+        }
+        w = host[0];
+        h = host[1];
+        if (scale) scale = host[2];
+    }
     const int64_t R = w->shape[0], C = w->shape[1];
     pt_tensor *t[8] = {NULL};
     enum { TW, TH, TS, TWP, THP, TINV, TU, TQP };
@@ -212,21 +227,40 @@ pt_status pt_quant_gptq(pt_tensor **q, pt_tensor *w, pt_tensor *h, pt_tensor *sc
     }
     if (!st) st = pt_inverse(&t[TINV], t[THP]);
     if (!st) st = pt_cholesky(&t[TU], t[TINV], 1);
-    if (!st) st = pt_tensor_empty(&t[TQP], PT_I8, PT_CPU, 2, w->shape);
+    if (!st) st = pt_tensor_empty(&t[TQP], PT_I8, dev, 2, w->shape);
     pt_quant_gptq_kernel k = NULL;
     if (!st) {
-        k = (pt_quant_gptq_kernel)pt_kernel_find("quant_gptq_sweep", PT_DEV_CPU, PT_F32);
-        if (!k) st = pt_kernel_missing("quant_gptq_sweep", PT_DEV_CPU, PT_F32);
+        k = (pt_quant_gptq_kernel)pt_kernel_find("quant_gptq_sweep", dev.type, PT_F32);
+        if (!k) st = pt_kernel_missing("quant_gptq_sweep", dev.type, PT_F32);
     }
     if (!st) {
-        pt_tensor *u = NULL;
+        pt_tensor *u = NULL, *dw = NULL, *du = NULL, *ds = NULL, *de = NULL; /* device copies (dev != CPU) */
         st = pt_tensor_contiguous_raw(&u, t[TU]);
-        if (!st) {
-            pt_quant_gptq_args a = {R, C, block, pt_tensor_data(t[TWP]), pt_tensor_data(u), pt_tensor_data(t[TS]),
-                                    pt_tensor_data(t[TQP]), err, qmin, qmax};
-            k(&a);
-            pt_tensor_release(u);
+        if (!st && dev.type != PT_DEV_CPU) {
+            const int64_t es[2] = {R, block};
+            st = pt_tensor_to(&dw, t[TWP], PT_F32, dev, 1);
+            if (!st) st = pt_tensor_to(&du, u, PT_F32, dev, 1);
+            if (!st) st = pt_tensor_to(&ds, t[TS], PT_F32, dev, 1);
+            if (!st) st = pt_tensor_empty(&de, PT_F32, dev, 2, es);
         }
+        if (!st) {
+            const int on_dev = dev.type != PT_DEV_CPU;
+            pt_quant_gptq_args a = {R, C, block, pt_tensor_data(on_dev ? dw : t[TWP]), pt_tensor_data(on_dev ? du : u),
+                                    pt_tensor_data(on_dev ? ds : t[TS]), pt_tensor_data(t[TQP]),
+                                    on_dev ? (float *)pt_tensor_data(de) : err, qmin, qmax};
+            k(&a);
+        }
+        pt_tensor_release(u);
+        pt_tensor_release(dw);
+        pt_tensor_release(du);
+        pt_tensor_release(ds);
+        pt_tensor_release(de);
+    }
+    if (!st && dev.type != PT_DEV_CPU) { /* the permuted q back to the CPU (reports a pending launch error) */
+        pt_tensor *qh = NULL;
+        st = pt_tensor_to(&qh, t[TQP], PT_I8, PT_CPU, 1);
+        pt_tensor_release(t[TQP]);
+        t[TQP] = qh;
     }
     if (!st) st = pt_tensor_empty(q, PT_I8, PT_CPU, 2, w->shape);
     if (!st) { /* un-permute: column c of the sweep is original column diag[c].i */
@@ -235,8 +269,15 @@ pt_status pt_quant_gptq(pt_tensor **q, pt_tensor *w, pt_tensor *h, pt_tensor *sc
         for (int64_t r = 0; r < R; r++)
             for (int64_t c = 0; c < C; c++) qo[r * C + diag[c].i] = qp[r * C + c];
     }
+    if (!st && dev.type != PT_DEV_CPU) { /* q on the weight's device */
+        pt_tensor *qd = NULL;
+        st = pt_tensor_to(&qd, *q, PT_I8, dev, 1);
+        pt_tensor_release(*q);
+        *q = qd;
+    }
     if (st) pt_error_context(st, "%s of a %s weight: ", op, pt_shape_str(w->ndim, w->shape, b1, sizeof b1));
     pt_q_release(t, 8);
+    pt_q_release(host, 3);
     free(diag);
     free(err);
     if (st) {

@@ -11,8 +11,8 @@
  *                 over the D rows, stable in j) and uploaded; then one thread per (row, column) walks
  *                 its row's list in order. Embedding / index_select backward.
  *   gather        every dtype: thread per index element.
- *   scatter_add   not on the GPU yet: its CPU contract is sequential in e (deterministic); the op
- *                 front reports the missing kernel by name.
+ *   scatter_add   in scatter.cu (atomicAdd: exact for integers, float sums in another order than the
+ *                 CPU's sequential one when indices collide).
  * NOT YET RUN ON A GPU (no device was lent when this was written); tests/gpu/test_index.lua compares
  * each kernel with the CPU.
  */

@@ -196,10 +196,12 @@ function pt.randn(shape, opts) end
 ---@return proteus.Tensor
 function pt.randint(lo, hi, shape, opts) end
 
---- A random permutation of 0 .. n-1 (i64).
+--- A random permutation of 0 .. n-1 (i64). `opts.device = "cuda"` makes it on the device with the
+--- same permutation as the CPU for the same seed.
 ---@param n integer
+---@param opts? {device?: string}
 ---@return proteus.Tensor
-function pt.randperm(n) end
+function pt.randperm(n, opts) end
 
 -- =================================================================================================
 -- proteus.Tensor

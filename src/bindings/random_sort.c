@@ -83,7 +83,13 @@ static int l_randperm(lua_State *L) {
     pt_tensor *t = NULL;
     lua_Integer n = luaL_checkinteger(L, 1);
     if (n < 0) return luaL_error(L, "randperm: n = %I is negative", n);
-    PT_LUA_CHECK(L, pt_rng_randperm(&t, n));
+    pt_dtype dt = PT_I64;
+    pt_device dev = PT_CPU;
+    int rg = 0;
+    pt_lua_opts(L, 2, &dt, &dev, &rg);
+    if (dt != PT_I64) return luaL_error(L, "randperm: dtype %s; randperm makes i64 (cast the result)", pt_dtype_name(dt));
+    if (rg) return luaL_error(L, "randperm: requires_grad makes no sense for an integer permutation");
+    PT_LUA_CHECK(L, pt_rng_randperm_on(&t, n, dev));
     pt_lua_push_tensor(L, t);
     return 1;
 }

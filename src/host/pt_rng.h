@@ -85,8 +85,10 @@ pt_status pt_generator_uniform_(pt_generator *g, pt_tensor *t, double lo, double
 pt_status pt_generator_normal_(pt_generator *g, pt_tensor *t, double mean, double std);
 /* integers in [lo, hi) */
 pt_status pt_generator_randint_(pt_generator *g, pt_tensor *t, int64_t lo, int64_t hi);
-/* a new i64 CPU tensor [n] holding a permutation of 0..n-1 */
+/* a new i64 CPU tensor [n] holding a permutation of 0..n-1; _on: the tensor on dev, made there by dev's
+ * rng_randperm kernel (the same permutation as the CPU's for the same generator state) */
 pt_status pt_generator_randperm(pt_generator *g, pt_tensor **out, int64_t n);
+pt_status pt_generator_randperm_on(pt_generator *g, pt_tensor **out, int64_t n, pt_device dev);
 
 /* The same on the default generator. */
 void pt_rng_manual_seed(uint64_t seed);
@@ -96,6 +98,7 @@ pt_status pt_rng_uniform_(pt_tensor *t, double lo, double hi);
 pt_status pt_rng_normal_(pt_tensor *t, double mean, double std);
 pt_status pt_rng_randint_(pt_tensor *t, int64_t lo, int64_t hi);
 pt_status pt_rng_randperm(pt_tensor **out, int64_t n);
+pt_status pt_rng_randperm_on(pt_tensor **out, int64_t n, pt_device dev);
 
 /* ---- kernels (registered in pt_dispatch.h's table by src/kernels/cpu/rng.c) ----
  *   "rng_uniform"  (dev, F32/F64)      out[i] per the table above, a = lo, b = hi

@@ -121,12 +121,12 @@ pt_status pt_generator_randint_(pt_generator *g, pt_tensor *t, int64_t lo, int64
     return pt_rng_fill(g, PT_RNG_RANDINT, t, a);
 }
 
-pt_status pt_generator_randperm(pt_generator *g, pt_tensor **out, int64_t n) {
+pt_status pt_generator_randperm_on(pt_generator *g, pt_tensor **out, int64_t n, pt_device dev) {
     *out = NULL;
     if (n < 0) return PT_FAIL(PT_ERR_VALUE, "randperm: n = %lld must be >= 0", (long long)n);
-    pt_rng_kernel k = (pt_rng_kernel)pt_kernel_find("rng_randperm", PT_DEV_CPU, PT_I64);
-    if (!k) return pt_kernel_missing("rng_randperm", PT_DEV_CPU, PT_I64);
-    PT_TRY(pt_tensor_empty(out, PT_I64, PT_CPU, 1, &n));
+    pt_rng_kernel k = (pt_rng_kernel)pt_kernel_find("rng_randperm", dev.type, PT_I64);
+    if (!k) return pt_kernel_missing("rng_randperm", dev.type, PT_I64);
+    PT_TRY(pt_tensor_empty(out, PT_I64, dev, 1, &n));
     pt_rng_args a = {0};
     a.seed = g->seed;
     a.offset = g->offset;
@@ -142,6 +142,10 @@ pt_status pt_generator_randperm(pt_generator *g, pt_tensor **out, int64_t n) {
     return PT_OK;
 }
 
+pt_status pt_generator_randperm(pt_generator *g, pt_tensor **out, int64_t n) {
+    return pt_generator_randperm_on(g, out, n, PT_CPU);
+}
+
 void pt_rng_manual_seed(uint64_t seed) { pt_generator_seed(&pt_default_gen, seed); }
 pt_rng_state pt_rng_get_state(void) { return pt_generator_get_state(&pt_default_gen); }
 void pt_rng_set_state(pt_rng_state s) { pt_generator_set_state(&pt_default_gen, s); }
@@ -153,3 +157,6 @@ pt_status pt_rng_randint_(pt_tensor *t, int64_t lo, int64_t hi) {
     return pt_generator_randint_(&pt_default_gen, t, lo, hi);
 }
 pt_status pt_rng_randperm(pt_tensor **out, int64_t n) { return pt_generator_randperm(&pt_default_gen, out, n); }
+pt_status pt_rng_randperm_on(pt_tensor **out, int64_t n, pt_device dev) {
+    return pt_generator_randperm_on(&pt_default_gen, out, n, dev);
+}

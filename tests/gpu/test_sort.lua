@@ -204,16 +204,11 @@ end
 
 function T.randperm_matches_cpu(t)
   need_device(t)
-  -- pt.randperm has no device option yet: src/host/rng.c asks only for the CPU kernel, so the CUDA
-  -- rng_randperm kernel of sort.cu cannot be reached from Lua.
-  if DEV ~= "cpu" then
-    t.skip("pt.randperm cannot run on " .. DEV .. " yet (the front in src/host/rng.c takes no device)")
-  end
   for _, n in ipairs { 0, 1, 2, 7, 1000 } do
     pt.manual_seed(SEED)
-    local p = pt.randperm(n)
+    local p = pt.randperm(n, { device = DEV })
     pt.manual_seed(SEED)
-    same(t, "randperm " .. n, pt.randperm(n), p)
+    same(t, "randperm " .. n, p, pt.randperm(n))
     local seen = {}
     for _, v in ipairs((flat(p))) do seen[v] = true end
     for v = 0, n - 1 do assert(seen[v], "randperm " .. n .. " misses " .. v) end

@@ -757,6 +757,16 @@ function F.star_relu(x, scale, bias) end
 ---@return proteus.Tensor
 function F.softcap_cross_entropy(logits, targets, opts) end
 
+--- The LM head fused with the softcapped cross-entropy: softcap_cross_entropy(x · wᵀ, targets) computed in
+--- row chunks, so the [N, V] logits never exist at once (the backward recomputes each chunk's logits).
+--- Same value as the unfused path; the gradient reaches x and w (the tied embedding).
+---@param x proteus.Tensor [..., C] (N rows)
+---@param w proteus.Tensor [V, C]
+---@param targets proteus.Tensor integer ids [...] (the shape of x without its last dim)
+---@param opts? {softcap?: number|false, chunk?: integer, reduction?: "mean"|"none"} softcap default 30; chunk: rows per chunk (default: as many as keep a chunk's logits ≤ 64 MiB)
+---@return proteus.Tensor
+function F.linear_softcap_cross_entropy(x, w, targets, opts) end
+
 --- BigramHash bucket ids (i64) of token pairs; position 0 of each row -> buckets − 1 (§3.2).
 ---@param tokens proteus.Tensor i64 [B, T]
 ---@param buckets? integer default 2048

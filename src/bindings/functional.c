@@ -7,6 +7,9 @@
  *   F.xsa(y, v)    F.relu2(x)    F.leaky_relu2(x [, slope=0.5])    F.star_relu(x, scale, bias)
  *   F.softcap_cross_entropy(logits, targets [, {softcap=30, reduction="mean"|"none"}])  softcap 0/false = none
  *   F.bigram_hash(tokens [, buckets=2048])    F.smear_gate(x, gate)    F.lora(x, A, B)
+ *   F.linear_softcap_cross_entropy(x, w, targets [, {softcap=30, chunk=, reduction="mean"|"none"}])
+ *                                                        x·wᵀ + softcapped CE in row chunks (pt_head_ce.h);
+ *                                                        chunk default: automatic (≤ 64 MiB of logits)
  *
  * Option tables are checked: an unknown key is an error that names it. Token ids and targets are
  * 0-based ids (values, not positions). Tests: tests/lua/test_functional.lua.
@@ -14,6 +17,7 @@
 #include <string.h>
 
 #include "../kernels/pt_fused.h"
+#include "../kernels/pt_head_ce.h"
 #include "pt_lua.h"
 
 /* Raises an error if the options table at idx has a key not in `allowed` (NULL-terminated). */
@@ -129,25 +133,48 @@ static int l_star_relu(lua_State *L) {
     return fl_push(L, pt_star_relu(&out, x, s, b), &out);
 }
 
+/* option "reduction" of the table at idx: "mean" (default) or "none" */
+static pt_ce_reduction fl_opt_reduction(lua_State *L, int idx, const char *fn) {
+    pt_ce_reduction red = PT_CE_MEAN;
+    if (lua_isnoneornil(L, idx)) return red;
+    lua_getfield(L, idx, "reduction");
+    if (!lua_isnil(L, -1)) {
+        const char *r = lua_tostring(L, -1);
+        if (r && !strcmp(r, "mean")) red = PT_CE_MEAN;
+        else if (r && !strcmp(r, "none")) red = PT_CE_NONE;
+        else
+            luaL_error(L, "F.%s: reduction must be \"mean\" or \"none\", got %s", fn, r ? r : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return red;
+}
+
 static int l_softcap_cross_entropy(lua_State *L) {
     pt_tensor *x = pt_lua_check_tensor(L, 1), *t = pt_lua_check_tensor(L, 2), *out = NULL;
     static const char *const keys[] = {"softcap", "reduction", NULL};
     fl_check_keys(L, 3, "softcap_cross_entropy", keys);
     double cap = fl_opt_number(L, 3, "softcap", 30.0, 0.0);
-    pt_ce_reduction red = PT_CE_MEAN;
-    if (!lua_isnoneornil(L, 3)) {
-        lua_getfield(L, 3, "reduction");
-        if (!lua_isnil(L, -1)) {
-            const char *r = lua_tostring(L, -1);
-            if (r && !strcmp(r, "mean")) red = PT_CE_MEAN;
-            else if (r && !strcmp(r, "none")) red = PT_CE_NONE;
-            else
-                return luaL_error(L, "F.softcap_cross_entropy: reduction must be \"mean\" or \"none\", got %s",
-                                  r ? r : luaL_typename(L, -1));
-        }
-        lua_pop(L, 1);
-    }
+    pt_ce_reduction red = fl_opt_reduction(L, 3, "softcap_cross_entropy");
     return fl_push(L, pt_softcap_cross_entropy(&out, x, t, cap, red), &out);
+}
+
+static int l_linear_softcap_cross_entropy(lua_State *L) {
+    pt_tensor *x = pt_lua_check_tensor(L, 1), *w = pt_lua_check_tensor(L, 2), *t = pt_lua_check_tensor(L, 3);
+    pt_tensor *out = NULL;
+    static const char *const keys[] = {"softcap", "chunk", "reduction", NULL};
+    fl_check_keys(L, 4, "linear_softcap_cross_entropy", keys);
+    double cap = fl_opt_number(L, 4, "softcap", 30.0, 0.0);
+    int64_t chunk = fl_opt_integer(L, 4, "chunk", 0, -1);
+    if (!lua_isnoneornil(L, 4)) {
+        lua_getfield(L, 4, "chunk");
+        int given = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (given && chunk < 1)
+            return luaL_error(L, "F.linear_softcap_cross_entropy: chunk must be an integer >= 1 (rows per chunk; "
+                                 "leave it out for the automatic size), got %I", (lua_Integer)chunk);
+    }
+    pt_ce_reduction red = fl_opt_reduction(L, 4, "linear_softcap_cross_entropy");
+    return fl_push(L, pt_linear_softcap_cross_entropy(&out, x, w, t, cap, chunk, red), &out);
 }
 
 static int l_bigram_hash(lua_State *L) {
@@ -177,7 +204,8 @@ static const luaL_Reg fl_fns[] = {
     {"xsa", l_xsa},                 {"relu2", l_relu2},             {"leaky_relu2", l_leaky_relu2},
     {"star_relu", l_star_relu},     {"softcap_cross_entropy", l_softcap_cross_entropy},
     {"bigram_hash", l_bigram_hash}, {"smear_gate", l_smear_gate},   {"lora", l_lora},
-    {"rotary_base", l_rotary_base}, {NULL, NULL}};
+    {"rotary_base", l_rotary_base}, {"linear_softcap_cross_entropy", l_linear_softcap_cross_entropy},
+    {NULL, NULL}};
 
 static int luaopen_pt_functional(lua_State *L) {
     luaL_newlib(L, fl_fns);

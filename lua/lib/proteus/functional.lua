@@ -22,11 +22,16 @@
 --   F.softcap_cross_entropy(logits, targets [, {softcap = 30, reduction = "mean" | "none"}])
 --                                        z = cap·tanh(logits/cap) (softcap 0 or false: none);
 --                                        "none" gives the per-position NLL (shape of targets)
+--   F.linear_softcap_cross_entropy(x, w, targets [, {softcap = 30, chunk = N, reduction = "mean" | "none"}])
+--                                        = F.softcap_cross_entropy(x · wᵀ, targets) in chunks of `chunk` rows
+--                                        (default: a chunk's logits ≤ 64 MiB), so the [N, V] logits never
+--                                        sit in memory; x [..., C], w [V, C] (the tied embedding); the
+--                                        backward recomputes each chunk (src/kernels/head_ce.c)
 --   F.bigram_hash(tokens [, buckets = 2048])   i64 bucket ids, position 0 of each row -> buckets − 1 (§3.2)
 --   F.smear_gate(x, gate)                (1−σ(g))⊙x + σ(g)⊙x_prev (zero before t = 0), x [B,T,C] or [T,C]
 --   F.lora(x, A, B)                      (x Aᵀ) Bᵀ per batch element: x [B,T,in], A [B,r,in], B [B,out,r]
 --
--- Tests: tests/lua/test_functional.lua; PyTorch parity: tests/reference/fused_ops_ref.py.
+-- Tests: tests/lua/test_functional.lua, tests/lua/test_head_ce.lua; PyTorch parity: tests/reference/fused_ops_ref.py.
 local C = require "proteus._functional"
 
 local F = {}

@@ -53,6 +53,8 @@ nn.gpt_defaults = {
   rope_dims = nil,         -- nil = all head dims; 16 in #598/#1539
   rope_train_seq_len = nil, -- nil = no NTK scaling (baseline); 1024 in PROTEUS/#598/#1539
   logit_softcap = 30,
+  fused_head_ce = false,   -- forward(x, y) mean loss through F.linear_softcap_cross_entropy (LM head + CE in row
+                           -- chunks, no [B*T, V] logits); logits() and reduction = "none" stay unfused
   qk_gain_init = 1.5,
   rms_eps = F.RMS_EPS,     -- FLT_EPSILON (2^-23), as F.rms_norm(eps=None)
   init = "default",        -- default (PyTorch Linear init) | orthogonal (PROTEUS/#598/#1539, §3.3)
@@ -111,6 +113,8 @@ function nn.gpt_config(cfg)
   need(c.tie_embeddings == true,
     "tie_embeddings=false is not implemented (every reference submission ties the LM head to tok_emb)")
   need(({ default = 1, orthogonal = 1 })[c.init], "init='" .. tostring(c.init) .. "' (expected default or orthogonal)")
+  need(type(c.fused_head_ce) == "boolean",
+    "fused_head_ce=" .. tostring(c.fused_head_ce) .. " (expected true or false)")
   return c
 end
 
@@ -424,11 +428,25 @@ function GPT:logits(tokens, lora)
 end
 
 --- Mean softcapped cross-entropy over all positions (targets given), or the logits [B*T, V].
+-- With cfg.fused_head_ce the mean loss goes through F.linear_softcap_cross_entropy (same value; the
+-- [B*T, V] logits are never materialised); reduction = "none" and the logits keep the unfused path.
 function GPT:forward(tokens, targets, opts)
-  local z = self:logits(tokens, opts and opts.lora)
+  local lora = opts and opts.lora
+  local reduction = opts and opts.reduction or "mean"
+  if targets and self.cfg.fused_head_ce and reduction == "mean" then
+    if lora and lora.head then
+      error("GPT:forward: fused_head_ce=true cannot add a LoRA head (lora.head) to the fused LM head; "
+        .. "set fused_head_ce=false for this model", 2)
+    end
+    local h = self:hidden(tokens, lora)
+    h = h:reshape { tokens:size(1) * tokens:size(2), self.cfg.model_dim }
+    return F.linear_softcap_cross_entropy(h, self.params.by_name["tok_emb.weight"], targets:reshape { -1 },
+      { softcap = self.cfg.logit_softcap, reduction = "mean" })
+  end
+  local z = self:logits(tokens, lora)
   if not targets then return z end
   return F.softcap_cross_entropy(z, targets:reshape { -1 },
-    { softcap = self.cfg.logit_softcap, reduction = opts and opts.reduction or "mean" })
+    { softcap = self.cfg.logit_softcap, reduction = reduction })
 end
 
 nn.GPTClass = GPT

@@ -1,0 +1,257 @@
+/* head_ce.c — pt_linear_softcap_cross_entropy (pt_head_ce.h): the LM-head GEMM fused with the softcapped
+ * cross-entropy in row chunks, forward and an autograd node whose backward recomputes each chunk's
+ * logits. No kernels of its own: "matmul" (pt_matmul.h) and "softcap_ce" / "softcap_ce_bwd"
+ * (pt_fused.h) come from the dispatch table, so the op runs on every device that has those.
+ *
+ * GEMMs (row-major, the same calls the unfused x:matmul(w:transpose(1, 2)) path makes):
+ *   logits_c [n, V] = x_c [n, C] · wᵀ          (w [V, C] passed transposed, ldb = C)
+ *   dx_c     [n, C] = dlogits_c [n, V] · w
+ *   dwᵀ      [C, V] = x_cᵀ · dlogits_c          (x_c passed transposed; summed over chunks)
+ * Saved: x, w, targets (contiguous; shared with the caller when they already are) and lse [N].
+ * The backward is not differentiable (no double backward). Tests: tests/lua/test_head_ce.lua,
+ * tests/gpu/test_head_ce.lua; run: build-x/proteus tests/run.lua tests/lua/test_head_ce.lua
+ */
+#include <limits.h> /* INT_MAX */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pt_dispatch.h"
+#include "pt_head_ce.h"
+#include "pt_matmul.h"
+#include "pt_ops.h"
+
+#define HC_OP "linear_softcap_cross_entropy"
+
+int64_t pt_head_ce_auto_chunk(int64_t V, pt_dtype dt) {
+    int64_t row = V * (int64_t)pt_dtype_size(dt);
+    if (row <= 0) return 1;
+    int64_t n = PT_HEAD_CE_CHUNK_BYTES / row;
+    return n < 1 ? 1 : n;
+}
+
+/* element `i` of a contiguous buffer of elements of `es` bytes */
+static void *hc_at(const void *p, int64_t i, size_t es) { return (char *)(uintptr_t)p + i * (int64_t)es; }
+
+/* out [m, n] = op(a) · op(b): a is [m, k] row-major (ta = 0) or a row-major [k, m] (ta = 1), b likewise
+ * [k, n] or a row-major [n, k] (tb = 1). All sizes > 0 (the callers skip empty products). */
+static void hc_gemm(pt_matmul_kernel mm, int64_t m, int64_t n, int64_t k, const void *a, int ta, int64_t lda,
+                    const void *b, int tb, int64_t ldb, void *out) {
+    pt_matmul_args g;
+    memset(&g, 0, sizeof g);
+    g.batch = 1;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.a = a;
+    g.b = b;
+    g.out = out;
+    g.ta = ta;
+    g.tb = tb;
+    g.lda = lda;
+    g.ldb = ldb;
+    mm(&g);
+}
+
+static int64_t hc_rows(const pt_tensor *t) {
+    int64_t n = 1;
+    for (int d = 0; d + 1 < t->ndim; d++) n *= t->shape[d];
+    return n;
+}
+
+/* ---------------- backward ---------------- */
+static pt_status hc_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
+    pt_tensor *x = node->saved[0], *w = node->saved[1], *tc = node->saved[2], *lse = node->saved[3];
+    pt_tensor *gc = NULL, *gt = NULL, *buf = NULL, *dbuf = NULL, *dwt = NULL, *part = NULL;
+    const pt_device dev = x->device;
+    const pt_dtype dt = x->dtype;
+    pt_matmul_kernel mm = (pt_matmul_kernel)pt_kernel_find("matmul", dev.type, dt);
+    if (!mm) return pt_kernel_missing("matmul", dev.type, dt);
+    pt_ce_kernel ceb = (pt_ce_kernel)pt_kernel_find("softcap_ce_bwd", dev.type, dt);
+    if (!ceb) return pt_kernel_missing("softcap_ce_bwd", dev.type, dt);
+    const int nx = pt_node_needs_grad(node, 0), nw = pt_node_needs_grad(node, 1);
+    const int64_t n = hc_rows(x), C = x->shape[x->ndim - 1], V = w->shape[0], ck = node->i[1];
+    const int mean = node->i[0] == PT_CE_MEAN;
+    const size_t es = pt_dtype_size(dt);
+    int64_t bshape[2] = {ck, V}, wtshape[2] = {C, V};
+    pt_status st = pt_tensor_to(&gt, g, dt, dev, 0);
+    if (!st) st = pt_tensor_contiguous_raw(&gc, gt);
+    if (!st && nx) st = pt_tensor_zeros(&gin[0], dt, dev, x->ndim, x->shape);
+    if (!st && nw) st = pt_tensor_zeros(&dwt, dt, dev, 2, wtshape);
+    if (!st && n > 0) /* C = 0: no GEMM writes the logits, they stay 0 */
+        st = C > 0 ? pt_tensor_empty(&buf, dt, dev, 2, bshape) : pt_tensor_zeros(&buf, dt, dev, 2, bshape);
+    if (!st && n > 0) st = pt_tensor_empty(&dbuf, dt, dev, 2, bshape);
+    if (!st && nw && C > 0 && n > ck) st = pt_tensor_empty(&part, dt, dev, 2, wtshape);
+    const void *xp = n > 0 ? pt_tensor_data(x) : NULL, *wp = pt_tensor_data(w);
+    const int64_t *tp = n > 0 ? pt_tensor_data(tc) : NULL;
+    for (int64_t r0 = 0; !st && r0 < n; r0 += ck) {
+        const int64_t m = n - r0 < ck ? n - r0 : ck;
+        const void *xc = hc_at(xp, r0 * C, es);
+        if (C > 0) hc_gemm(mm, m, V, C, xc, 0, C, wp, 1, C, pt_tensor_data(buf));
+        pt_ce_args a = {.n = m, .V = V, .cap = node->f[0], .logits = pt_tensor_data(buf), .targets = tp + r0,
+                        .lse = hc_at(pt_tensor_data(lse), r0, es),
+                        .g = mean ? pt_tensor_data(gc) : hc_at(pt_tensor_data(gc), r0, es),
+                        .gstride = mean ? 0 : 1, .gscale = mean ? 1.0 / (double)n : 1.0,
+                        .dlogits = pt_tensor_data(dbuf)};
+        st = ceb(&a);
+        if (st || C == 0) continue;
+        if (nx) hc_gemm(mm, m, C, V, pt_tensor_data(dbuf), 0, V, wp, 0, C, hc_at(pt_tensor_data(gin[0]), r0 * C, es));
+        if (nw) {
+            hc_gemm(mm, C, V, m, xc, 1, C, pt_tensor_data(dbuf), 0, V, pt_tensor_data(r0 == 0 ? dwt : part));
+            if (r0 > 0) st = pt_add_(dwt, part, 1.0);
+        }
+    }
+    if (!st && nw) { /* dw [V, C] = the transpose of dwᵀ, as a view (autograd copies it to a contiguous .grad) */
+        int64_t shape[2] = {V, C}, stride[2] = {1, V};
+        st = pt_tensor_view_of(&gin[1], dwt, 2, shape, stride, dwt->offset);
+    }
+    pt_tensor_release(gt);
+    pt_tensor_release(gc);
+    pt_tensor_release(buf);
+    pt_tensor_release(dbuf);
+    pt_tensor_release(part);
+    pt_tensor_release(dwt);
+    if (st) { /* the caller releases nothing it did not get */
+        pt_tensor_release(gin[0]);
+        gin[0] = NULL;
+        pt_tensor_release(gin[1]);
+        gin[1] = NULL;
+    }
+    return st;
+}
+
+/* ---------------- checks ---------------- */
+static pt_status hc_check(pt_tensor *x, pt_tensor *w, pt_tensor *targets, double softcap, int64_t chunk,
+                          pt_ce_reduction reduction) {
+    const char *op = HC_OP;
+    char sx[128], sw[128], stg[128], a[32], b[32];
+    pt_shape_str(x->ndim, x->shape, sx, sizeof sx);
+    pt_shape_str(w->ndim, w->shape, sw, sizeof sw);
+    pt_shape_str(targets->ndim, targets->shape, stg, sizeof stg);
+    if (x->dtype != PT_F32 && x->dtype != PT_F64)
+        return PT_FAIL(PT_ERR_DTYPE, "%s: x has dtype %s; expected f32 or f64 (cast it first)", op,
+                       pt_dtype_name(x->dtype));
+    if (w->dtype != x->dtype)
+        return PT_FAIL(PT_ERR_DTYPE, "%s: w has dtype %s but x has %s; cast them to one dtype", op,
+                       pt_dtype_name(w->dtype), pt_dtype_name(x->dtype));
+    if (!pt_device_eq(w->device, x->device))
+        return PT_FAIL(PT_ERR_VALUE, "%s: w is on %s but x is on %s", op, pt_device_str(w->device, a, sizeof a),
+                       pt_device_str(x->device, b, sizeof b));
+    if (x->ndim < 1) return PT_FAIL(PT_ERR_SHAPE, "%s: x must be [..., C], got a scalar", op);
+    if (w->ndim != 2 || w->shape[1] != x->shape[x->ndim - 1])
+        return PT_FAIL(PT_ERR_SHAPE, "%s: x %s and w %s do not fit: w must be [V, C] with C = %lld, the last dim of x",
+                       op, sx, sw, (long long)x->shape[x->ndim - 1]);
+    if (!pt_dtype_is_int(targets->dtype) || targets->dtype == PT_BOOL)
+        return PT_FAIL(PT_ERR_DTYPE, "%s: targets have dtype %s; expected integer token ids (i64, i32, u16, u8)", op,
+                       pt_dtype_name(targets->dtype));
+    if (targets->ndim != x->ndim - 1 || memcmp(targets->shape, x->shape, sizeof(int64_t) * (size_t)targets->ndim))
+        return PT_FAIL(PT_ERR_SHAPE, "%s: targets %s must have the shape of x %s without its last dim", op, stg, sx);
+    if (!pt_device_eq(targets->device, x->device))
+        return PT_FAIL(PT_ERR_VALUE, "%s: targets are on %s but x is on %s", op,
+                       pt_device_str(targets->device, a, sizeof a), pt_device_str(x->device, b, sizeof b));
+    if (!(softcap >= 0) || !isfinite(softcap))
+        return PT_FAIL(PT_ERR_VALUE, "%s: softcap must be a finite number >= 0 (0 = no cap), got %g", op, softcap);
+    if (chunk < 0)
+        return PT_FAIL(PT_ERR_VALUE, "%s: chunk must be >= 1 rows (0 = automatic), got %lld", op, (long long)chunk);
+    if (reduction != PT_CE_MEAN && reduction != PT_CE_NONE)
+        return PT_FAIL(PT_ERR_VALUE, "%s: unknown reduction %d (mean or none)", op, (int)reduction);
+    const int64_t n = hc_rows(x), V = w->shape[0], C = w->shape[1];
+    if (reduction == PT_CE_MEAN && n == 0)
+        return PT_FAIL(PT_ERR_VALUE, "%s: reduction mean of an empty batch (x %s)", op, sx);
+    if (V == 0 && n > 0) return PT_FAIL(PT_ERR_SHAPE, "%s: w %s has a vocabulary of size 0", op, sw);
+    if (V > INT_MAX || C > INT_MAX)
+        return PT_FAIL(PT_ERR_UNSUPPORTED, "%s: w %s has a dimension larger than %d, which does not fit BLAS", op, sw,
+                       INT_MAX);
+    return PT_OK;
+}
+
+/* every target in [0, V); read on the host (one copy of N ids when they live on a device) */
+static pt_status hc_check_targets(pt_tensor *tc, int64_t n, int64_t V, const char *stg) {
+    pt_tensor *host = NULL;
+    pt_status st = pt_tensor_to(&host, tc, PT_I64, PT_CPU, 0);
+    if (st) return st;
+    const int64_t *tp = n > 0 ? pt_tensor_data(host) : NULL;
+    for (int64_t i = 0; i < n; i++)
+        if (tp[i] < 0 || tp[i] >= V) {
+            st = PT_FAIL(PT_ERR_INDEX, "%s: target %lld at position %lld (flat index into targets %s) is out of "
+                                       "range [0, %lld) (V = the rows of w)", HC_OP, (long long)tp[i], (long long)i,
+                         stg, (long long)V);
+            break;
+        }
+    pt_tensor_release(host);
+    return st;
+}
+
+/* ---------------- forward ---------------- */
+pt_status pt_linear_softcap_cross_entropy(pt_tensor **out, pt_tensor *x, pt_tensor *w, pt_tensor *targets,
+                                          double softcap, int64_t chunk, pt_ce_reduction reduction) {
+    *out = NULL;
+    PT_TRY(hc_check(x, w, targets, softcap, chunk, reduction));
+    const pt_device dev = x->device;
+    const pt_dtype dt = x->dtype;
+    pt_matmul_kernel mm = (pt_matmul_kernel)pt_kernel_find("matmul", dev.type, dt);
+    if (!mm) return pt_kernel_missing("matmul", dev.type, dt);
+    pt_ce_kernel ce = (pt_ce_kernel)pt_kernel_find("softcap_ce", dev.type, dt);
+    if (!ce) return pt_kernel_missing("softcap_ce", dev.type, dt);
+    const int64_t n = hc_rows(x), V = w->shape[0], C = w->shape[1];
+    const size_t es = pt_dtype_size(dt);
+    int64_t ck = chunk > 0 ? chunk : pt_head_ce_auto_chunk(V, dt);
+    if (ck > n) ck = n > 0 ? n : 1;
+    if (ck > INT_MAX) ck = INT_MAX; /* a BLAS int */
+    char stg[128];
+    pt_shape_str(targets->ndim, targets->shape, stg, sizeof stg);
+    pt_tensor *xc = NULL, *wc = NULL, *t64 = NULL, *tc = NULL, *nll = NULL, *lse = NULL, *buf = NULL;
+    int64_t bshape[2] = {ck, V};
+    pt_status st = pt_tensor_contiguous_raw(&xc, x);
+    if (!st) st = pt_tensor_contiguous_raw(&wc, w);
+    if (!st) st = pt_tensor_to(&t64, targets, PT_I64, targets->device, 0);
+    if (!st) st = pt_tensor_contiguous_raw(&tc, t64);
+    if (!st) st = hc_check_targets(tc, n, V, stg);
+    if (!st) st = pt_tensor_zeros(&nll, dt, dev, targets->ndim, targets->shape);
+    if (!st) st = pt_tensor_zeros(&lse, dt, dev, 1, &n);
+    if (!st && n > 0) /* C = 0: no GEMM writes the logits, they stay 0 */
+        st = C > 0 ? pt_tensor_empty(&buf, dt, dev, 2, bshape) : pt_tensor_zeros(&buf, dt, dev, 2, bshape);
+    const void *xp = n > 0 ? pt_tensor_data(xc) : NULL, *wp = pt_tensor_data(wc);
+    const int64_t *tp = n > 0 ? pt_tensor_data(tc) : NULL;
+    for (int64_t r0 = 0; !st && r0 < n; r0 += ck) {
+        const int64_t m = n - r0 < ck ? n - r0 : ck;
+        if (C > 0) hc_gemm(mm, m, V, C, hc_at(xp, r0 * C, es), 0, C, wp, 1, C, pt_tensor_data(buf));
+        pt_ce_args a = {.n = m, .V = V, .cap = softcap, .logits = pt_tensor_data(buf), .targets = tp + r0,
+                        .nll = hc_at(pt_tensor_data(nll), r0, es), .lse = hc_at(pt_tensor_data(lse), r0, es)};
+        st = ce(&a);
+    }
+    if (!st && reduction == PT_CE_MEAN) { /* f64 sum in row order, as pt_softcap_cross_entropy */
+        pt_tensor *n64 = NULL;
+        st = pt_tensor_to(&n64, nll, PT_F64, PT_CPU, 0);
+        double sum = 0;
+        if (!st) {
+            const double *p = pt_tensor_data(n64);
+            for (int64_t i = 0; i < n; i++) sum += p[i];
+        }
+        pt_tensor_release(n64);
+        if (!st) st = pt_tensor_full(out, dt, dev, 0, NULL, sum / (double)n);
+    } else if (!st) {
+        *out = nll;
+        nll = NULL;
+    }
+    pt_node *node = NULL;
+    pt_tensor *in[2] = {x, w}, *saved[4] = {xc, wc, tc, lse};
+    if (!st) st = pt_autograd_record(*out, HC_OP, hc_bwd, 2, in, 4, saved, &node);
+    if (!st && node) {
+        node->i[0] = reduction;
+        node->i[1] = ck;
+        node->f[0] = softcap;
+    }
+    pt_tensor_release(xc);
+    pt_tensor_release(wc);
+    pt_tensor_release(t64);
+    pt_tensor_release(tc);
+    pt_tensor_release(nll);
+    pt_tensor_release(lse);
+    pt_tensor_release(buf);
+    if (st) {
+        pt_tensor_release(*out);
+        *out = NULL;
+    }
+    return st;
+}

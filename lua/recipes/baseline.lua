@@ -7,6 +7,11 @@
 --   proteus lua/recipes/baseline.lua preset=demo       # CPU, the bundled sample, a few minutes
 --   proteus lua/recipes/baseline.lua preset=smoke      # seconds (tests)
 --   proteus lua/recipes/baseline.lua help              # every knob; KEY=value in the environment too
+--
+-- The full preset is the script's defaults (§2.1–2.5). Not reproduced: torch.compile, bf16 autocast
+-- and the bf16 embedding table (the CPU computes in f32; the Muon update is still rounded to bf16),
+-- Muon's round-robin over ranks (the same update, computed by every rank), the fused Adam kernel
+-- (proteus uses AdamW with weight decay 0, the same update).
 local recipe = require "proteus.recipe"
 
 local def = recipe.define {
@@ -31,7 +36,8 @@ local def = recipe.define {
     iterations = "step budget (ITERATIONS)", warmdown_iters = "WARMDOWN_ITERS of the wallclock warmdown (§2.4)",
     warmup_steps = "compile warmup steps, then a full restore (not an LR warmup, §2.4)",
     max_wallclock_seconds = "training time cap, 0 = none (MAX_WALLCLOCK_SECONDS)",
-    val_batch_size = "validation tokens per forward over all ranks (VAL_BATCH_SIZE)",
+    val_batch_size = "validation tokens per forward over all ranks and micro-steps (VAL_BATCH_SIZE; per rank "
+      .. "val_batch_size / (world·grad_accum), §1.4)",
     quant_policy = "proteus.quant policy of the artifact (int8 per-row, zlib 9)",
     eval_seq_len = "T of the roundtrip evaluation (the baseline evaluates at its train length)",
   },
@@ -40,11 +46,11 @@ local def = recipe.define {
     demo = { num_layers = 4, model_dim = 128, num_heads = 4, num_kv_heads = 2, train_batch_tokens = 8192,
       train_seq_len = 256, iterations = 150, warmdown_iters = 50, warmup_steps = 0, max_wallclock_seconds = 240.0,
       val_loss_every = 0, train_log_every = 10, eval_seq_len = 256, grad_accum_steps = 1,
-      muon_momentum_warmup_steps = 50 },
+      muon_momentum_warmup_steps = 50, val_batch_size = 65536 },
     smoke = { num_layers = 2, model_dim = 32, num_heads = 2, num_kv_heads = 1, train_batch_tokens = 256,
       train_seq_len = 32, iterations = 4, warmdown_iters = 2, warmup_steps = 1, max_wallclock_seconds = 0.0,
       val_loss_every = 0, train_log_every = 1, eval_seq_len = 64, grad_accum_steps = 1, val_max_tokens = 4096,
-      plot = false },
+      val_batch_size = 4096, plot = false },
   },
   model = function(c)
     return { vocab_size = c.vocab_size, num_layers = c.num_layers, model_dim = c.model_dim, num_heads = c.num_heads,

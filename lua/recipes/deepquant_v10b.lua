@@ -14,9 +14,12 @@
 --   proteus lua/recipes/deepquant_v10b.lua preset=demo          # CPU, the bundled sample
 --   proteus lua/recipes/deepquant_v10b.lua preset=smoke         # seconds (tests)
 --
--- As run: TTT_EPOCHS=8 and TTT_MAX_EVAL_SECS=350 (§6.1). Not reproduced: distributed TTT (one
--- process scores every document; the contiguous split of §6.1 is what ttt.distribute does at
--- world > 1), torch.compile, bf16.
+-- As run: TTT_EPOCHS=8 and TTT_MAX_EVAL_SECS=350 (§6.1). The model and training knobs are those of
+-- v9_lora_ttt preset=as_run (the PROTEUS v8 stack) except prune_frac 0.04 (test_recipe_configs checks).
+-- Not reproduced: distributed TTT (one process scores every document; the contiguous split of §6.1
+-- is what ttt.distribute does at world > 1 — so final_head's zigzag changes nothing in one process,
+-- and the wallclock limit covers the documents of all 8 ranks, not one rank's share), the bf16 SWA
+-- sum of the embedding, torch.compile, bf16 autocast (the CPU computes in f32).
 local recipe = require "proteus.recipe"
 
 local def = recipe.define {

@@ -54,6 +54,8 @@ return recipe.main(def, arg, function(job)
   c.eval_seq_len = c.eval_seq_len > 0 and c.eval_seq_len or sc.eval_seq_len or sc.train_seq_len
   local nn = require "proteus.nn"
   local model = nn.GPT(src.def.model(sc))
+  -- a model trained with depth recurrence (#1539, §4.6) is evaluated with it on, as its run did
+  if model.cfg.recurrence_layers then model.cfg.recurrence = true end
   artifact.load_into(model, c.artifact, { recipe = meta.recipe })
   job.model = model
   job.out.params = model:num_params()

@@ -11,10 +11,16 @@
 --   proteus lua/recipes/gepa_legal_ttt.lua preset=smoke    # seconds (tests)
 --
 -- As run (§5.1: the log header and README command, not the script's defaults): num_kv_heads 4
--- (default 8), mlp_hidden 1536 (default 1792), bigram_vocab_size 2048 (default 8192).
+-- (default 8), mlp_hidden 1536 (default 1792), bigram_vocab_size 2048 (default 8192). As the code,
+-- not the README (§5.1, §5.3, §9.6): the MLP is relu² "Star-ReLU" with a learned per-unit scale and
+-- bias (the README says SwiGLU), the warmdown is linear in steps (the README says cosine), "YARN" is
+-- the NTK base rescaling only, GPTQ-lite picks one percentile per tensor.
 -- Not reproduced: the late-QAT flag leaking into the TTT training forwards (§5.5; proteus.ttt trains
--- the plain weights), bf16 autocast, the records' 31 duplicate tail windows (every target is scored
--- once here; see eval.sliding's records_quirk).
+-- the plain weights), bf16 autocast and torch.compile (the CPU computes in f32), the records' 31
+-- duplicate tail windows (every target is scored once here; see eval.sliding's records_quirk), the
+-- 4-GPU split of the TTT (one process: the same mean-CE gradient over the chunk's 16 sequences).
+-- eval.pre_quant_bpb is measured after the EMA is applied (the record's pre-TTT 1.1476 is the live
+-- weights at step 7000, before the EMA).
 local recipe = require "proteus.recipe"
 
 local def = recipe.define {

@@ -16,10 +16,17 @@
 -- the bundled sp1024 sample with vocab_size = 1024.
 -- As run (§4.1: VOCAB_SIZE=8192 BIGRAM_VOCAB_SIZE=0 VE_DIM=44, other defaults): sigmoid_skips is
 -- off (the default; UNVERIFIED which ran, §4.2), SLOT off.
--- Not reproduced: weight banks (proteus keeps one matrix per layer; the update math is the same),
--- the Hessian model without recurrence AND without parallel lanes (here: recurrence off only),
--- selective ±1 pruning (never triggered in the runs), the records' 31 duplicate tail windows
--- (eval.sliding's records_quirk reproduces them), the rANS/Brotli "auto" choice (Brotli, as all runs chose).
+-- After training the model runs with recurrence on (pre-quant TTT, calibration, every evaluation);
+-- the GPTQ Hessians come from the same weights without recurrence and without the parallel lanes (§4.5).
+-- As in the record: "freeze the first 2 blocks" of the pre-quant TTT freezes only their 4,112
+-- control values (the matrices live in banks there and stay trainable, §4.4); late QAT touches only
+-- the VE projection (§4.3); the 33-sequence overlapping pre-quant batches.
+-- Not reproduced: weight banks (proteus keeps one matrix per layer; the update math is the same);
+-- the pre-quant TTT's identical batches on every GPU (one process runs each batch once: the same
+-- update); selective ±1 pruning (never triggered in the runs); the records' 31 duplicate tail windows
+-- of the sliding eval (every target is scored once here; eval.sliding's records_quirk can reproduce
+-- them for comparison); the rANS/Brotli "auto" choice (Brotli, as all runs chose); torch.compile,
+-- FlashAttention-3 and bf16 autocast (the CPU computes in f32).
 local recipe = require "proteus.recipe"
 
 local def = recipe.define {
@@ -130,6 +137,9 @@ return recipe.main(def, arg, function(job)
     end,
   }
   job:average()                       -- EMA 0.9965 every step
+  -- everything after training runs with recurrence on (§4.4: the pre-quant TTT model, §4.5: the
+  -- calibration generator, §4.6: the evaluated model), even if training stopped before recur_start_step
+  model.cfg.recurrence = #c.recur_layers > 0
   job:eval_standard("pre_quant")      -- post-EMA, before the val fine-tune
   local val = job:val()               -- ledger opened with legal = false
   if c.prequant_ttt_enabled then      -- ILLEGAL: 6 epochs of AdamW on the validation tokens, unscored
@@ -140,13 +150,15 @@ return recipe.main(def, arg, function(job)
     job.out.prequant_ttt = { epochs = r.epochs, epoch_losses = r.epoch_losses, steps = r.steps,
       trained_before_scored = r.report.trained_before_scored }
   end
-  -- GPTQ: calibration text sampled from the adapted model (recurrence on), Hessians without recurrence
+  -- GPTQ: calibration text sampled from the adapted model (recurrence on); Hessians from the plain
+  -- 11-layer U-Net, without recurrence and without the parallel lanes (§4.5)
   local calib = quant.generate_calibration(model, c.gptq_calib_seqs, c.eval_seq_len, c.gptq_calib_temp, c.seed,
     { batch = c.gptq_calib_batch })
-  local recur = model.cfg.recurrence
-  model.cfg.recurrence = false
-  local H = quant.collect_hessians(model, calib, { damp = c.gptq_damp })
-  model.cfg.recurrence = recur
+  local recur, par = model.cfg.recurrence, model.cfg.parallel_start
+  model.cfg.recurrence, model.cfg.parallel_start = false, nil
+  local okh, H = pcall(quant.collect_hessians, model, calib, { damp = c.gptq_damp })
+  model.cfg.recurrence, model.cfg.parallel_start = recur, par
+  if not okh then error(H, 0) end
   job:write_artifact(c.quant_policy, { hessians = H })  -- int6 GPTQ (SDClip 12.85), int8 SDClip embedding, Brotli
   job:roundtrip()                     -- standard eval of the dequantized weights (a fresh ledger)
   job:eval_sliding { ledger = val.ledger, batch_seqs = c.sliding_batch_seqs }  -- reported; same ledger as the val training

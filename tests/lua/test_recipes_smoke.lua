@@ -70,7 +70,10 @@ return {
     T.eq(r.ledger.verdict, "illegal"); T.eq(r.legal_declared, false)
     assert(r.ledger.trained_before_scored > 0, "pre-quant TTT counted as trained before scored")
     assert(type(r.eval.sliding_bpb) == "number", "the reported sliding BPB")
-    cleanup(dir)
+    -- eval_artifact rebuilds the model with depth recurrence on, as the run evaluated it (§4.6)
+    local e = smoke(T, "eval_artifact", { "artifact=" .. dir .. "/model.ptz" })
+    T.eq(e.eval.roundtrip_bpb, r.eval.roundtrip_bpb); T.eq(e.artifact_recipe, "sp8192_prequant_ttt")
+    cleanup(dir); cleanup(TMP .. "_eval_artifact")
   end,
 
   deepquant_smoke_illegal = function(T)

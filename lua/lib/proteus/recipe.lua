@@ -163,6 +163,17 @@ function Job:batch_shape()
   return per // c.train_seq_len, accum
 end
 
+-- Windows per forward of the standard evaluation: cfg.val_batch_size (VAL_BATCH_SIZE: tokens per
+-- forward over all ranks and micro-steps, §1.4: 524,288 / (W·accum) = 65,536 per rank) when the
+-- recipe has that knob (> 0); nil = eval.standard's default (65,536 tokens).
+local function val_batch_seqs(job)
+  local c = job.cfg
+  if (c.val_batch_size or 0) <= 0 then return nil end
+  local _, accum = job:batch_shape()
+  return math.max(1, c.val_batch_size // (job.world * accum) // (c.eval_seq_len or c.train_seq_len))
+end
+recipe.val_batch_seqs = val_batch_seqs
+
 --- The learning-rate schedule from the config: warmdown_frac > 0 → fraction-of-time (§4.3),
 --- else the wallclock warmdown over warmdown_iters (iteration form without a cap, §2.4/§5.3).
 function Job:lr_schedule()
@@ -202,7 +213,7 @@ function Job:train(opts)
     o.val_fn = function()
       local r = pt.no_grad(function()
         return eval.standard(self:val(), function(x) return model:logits(x) end,
-          { seq_len = c.eval_seq_len or c.train_seq_len, log = false })
+          { seq_len = c.eval_seq_len or c.train_seq_len, log = false, batch_seqs = val_batch_seqs(self) })
       end)
       return { val_loss = r.loss, val_bpb = r.bpb }
     end
@@ -248,7 +259,8 @@ local function logits_fn(model) return function(x) return model:logits(x) end en
 function Job:eval_standard(label, opts)
   local eval = require "proteus.eval"
   local c = self.cfg
-  local o = { seq_len = c.eval_seq_len or c.train_seq_len, label = label, log = function(l) self:log(l) end }
+  local o = { seq_len = c.eval_seq_len or c.train_seq_len, label = label, log = function(l) self:log(l) end,
+    batch_seqs = val_batch_seqs(self) }
   for k, v in pairs(opts or {}) do o[k] = v end
   local r = pt.no_grad(function() return eval.standard(self:val(), logits_fn(self.model), o) end)
   self.out.eval[label .. "_bpb"] = r.bpb

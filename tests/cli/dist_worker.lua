@@ -8,6 +8,8 @@
 --   [mpirun -np 2] build/proteus tests/cli/dist_worker.lua eval OUT.txt
 --   mpirun -np 2 build/proteus tests/cli/dist_worker.lua hang      (all-reduces until killed; prints "ready")
 --   mpirun -np 2 build/proteus tests/cli/dist_worker.lua overlap   (two ranks score one position: must raise)
+--   [mpirun -np 2] build/proteus tests/cli/dist_worker.lua recipe_eval MODEL.ptz RUN_DIR  (proteus.recipe's eval steps)
+--   build/proteus tests/cli/dist_worker.lua results_compare ONE/results.json TWO/results.json TOL
 --
 -- Training: a smoke-size nn.GPT (2 layers, dim 32, BigramHash, SmearGate) on the bundled sample,
 -- 10 steps of proteus.train with the PROTEUS optimizer split. The global batch is 4 sequences of
@@ -237,6 +239,53 @@ if mode == "overlap" then
   return
 end
 
+if mode == "recipe_eval" then
+  -- Job:eval_standard / Job:eval_sliding / Job:results of proteus.recipe on one artifact (the same file
+  -- for 1 and 2 ranks): 4128 validation tokens give 64 standard windows of 64 and 128 sliding windows
+  -- (stride 32), so with 8 windows per forward both runs compute the same batches and the logits are
+  -- bit-identical (they depend on the batch shape in the last bits); only the f64 sums differ in order.
+  local artifact_path, run_dir = arg[2], arg[3]
+  local recipe = require "proteus.recipe"
+  local artifact = require "proteus.artifact"
+  local src = recipe.load(data.root() .. "/lua/recipes/baseline.lua")
+  local cfg, info = src.resolve({ "preset=smoke", "val_max_tokens=4128", "run_dir=" .. run_dir, "quiet=true" }, false)
+  recipe.run(src.def, cfg, info, function(job)
+    job:build_model()
+    artifact.load_into(job.model, artifact_path, { recipe = "baseline" })
+    job:eval_standard("roundtrip", { batch_seqs = 8 })
+    job:eval_sliding { seq_len = 64, stride = 32, batch_seqs = 8 }
+    job:results()
+  end, src.path)
+  return
+end
+
+if mode == "results_compare" then
+  -- results.json of a 1-process run (A) and a 2-rank run (B): the BPBs within relative TOL, the same
+  -- ledger counts and verdict, world_size 1 and 2
+  local run = require "proteus.run"
+  local a, b, tol = run.read_results(arg[2]), run.read_results(arg[3]), tonumber(arg[4])
+  check(a.world_size == 1 and b.world_size == 2, "world_size %s and %s (expected 1 and 2)", tostring(a.world_size),
+    tostring(b.world_size))
+  local n = 0
+  for _, k in ipairs { "pre_quant_bpb", "roundtrip_bpb", "sliding_bpb", "val_loss" } do
+    local x, y = a.eval[k], b.eval[k]
+    check(type(x) == type(y), "eval.%s: %s vs %s", k, tostring(x), tostring(y))
+    if type(x) == "number" then
+      local rel = math.abs(x - y) / math.abs(x)
+      check(rel <= tol, "eval.%s: %.17g vs %.17g (relative %.3e > %.0e)", k, x, y, rel, tol)
+      print(string.format("results_compare: eval.%s %.17g vs %.17g, relative %.3e", k, x, y, rel))
+      n = n + 1
+    end
+  end
+  check(n >= 2, "only %d BPB fields to compare", n)
+  local keys = { "verdict", "targets", "scored_once", "scored_never", "scored_multiple", "trained_before_scored" }
+  for _, k in ipairs(keys) do
+    check(a.ledger[k] == b.ledger[k], "ledger.%s: %s vs %s", k, tostring(a.ledger[k]), tostring(b.ledger[k]))
+  end
+  check(a.ledger.verdict == "legal", "verdict %s", tostring(a.ledger.verdict))
+  return
+end
+
 if mode == "hang" then
   dist.init { timeout = tonumber(os.getenv("DIST_WORKER_TIMEOUT") or "5") }
   local t = pt.zeros({ 16 })
@@ -270,4 +319,4 @@ if mode == "fail" then
 end
 
 error("dist_worker: unknown mode " .. tostring(mode)
-  .. " (collectives | train | compare | eval | overlap | hang | fail)")
+  .. " (collectives | train | compare | eval | overlap | recipe_eval | results_compare | hang | fail)")

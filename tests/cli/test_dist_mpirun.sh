@@ -6,7 +6,9 @@
 # relative < 1e-5); a 2-rank standard and sliding evaluation with the same BPB and merged ledger as 1
 # rank; a target scored on two ranks refused by the merge; `proteus --nproc 2`; a killed rank ends
 # the job; a stopped (hung) rank makes the other exit through the watchdog with its message; a rank
-# whose script fails inside dist.main ends every rank at once.
+# whose script fails inside dist.main ends every rank at once; a recipe (baseline smoke) on 2 ranks
+# against 1 process: the same BPBs and ledger, one artifact and results.json written by rank 0, and
+# the recipe's evaluation steps on one artifact equal on 1 and 2 ranks.
 #
 #   bash tests/cli/test_dist_mpirun.sh build/proteus        (ctest runs it as dist_mpirun)
 #
@@ -153,6 +155,31 @@ if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$el" -le 10 ] && echo "$out" | grep 
 else
   bad "failing rank: exit $rc after ${el} s" "$out"
 fi
+
+# 7. a recipe on 2 ranks (proteus.recipe): baseline.lua preset=smoke in one process with 2 micro-steps and
+# on 2 ranks with 1 (the same global batch: the same training, weights equal up to f32 rounding, so
+# the BPBs agree to ~1e-10 relative; 1e-9 allowed); rank 0 alone writes model.ptz and results.json into
+# the shared run directory. Then the recipe's eval steps on ONE artifact with 1 and 2 ranks (windows
+# split, ledgers merged): equal to 1e-11 relative (f64 sums in another order).
+RA="$TMP/recipe1" RB="$TMP/recipe2"
+run "recipe baseline smoke: 1 process, grad_accum_steps=2" \
+  timeout 60 "$P" "$ROOT/lua/recipes/baseline.lua" preset=smoke grad_accum_steps=2 run_dir="$RA" quiet=true
+run "recipe baseline smoke: mpirun -np 2, grad_accum_steps=1" \
+  timeout 60 "${MR[@]}" "$P" "$ROOT/lua/recipes/baseline.lua" preset=smoke grad_accum_steps=1 run_dir="$RB" quiet=true
+run "recipe: 2-rank pre_quant/roundtrip BPB equal 1 process's (relative 1e-9), same ledger counts, world_size 2" \
+  "$P" "$W" results_compare "$RA/results.json" "$RB/results.json" 1e-9
+files=$(cd "$RB" 2> /dev/null && ls -A | sort | tr '\n' ' ')
+if [ "$files" = "metrics.jsonl model.ptz results.json run.log " ] && [ "$(grep -c '^pre_quant ' "$RB/run.log")" = 1 ] \
+   && [ "$(grep -c '^train: ' "$RB/run.log")" = 1 ]; then
+  ok "recipe on 2 ranks: one model.ptz, one results.json, no stray files, run.log written once (rank 0)"
+else
+  bad "recipe on 2 ranks: run directory holds: $files" "$(cat "$RB/run.log" 2> /dev/null)"
+fi
+run "recipe eval steps on one artifact: 1 process" timeout 60 "$P" "$W" recipe_eval "$RA/model.ptz" "$TMP/reval1"
+run "recipe eval steps on one artifact: mpirun -np 2" \
+  timeout 60 "${MR[@]}" "$P" "$W" recipe_eval "$RA/model.ptz" "$TMP/reval2"
+run "recipe eval steps: 2-rank roundtrip and sliding BPB equal 1 rank's (relative 1e-11), same ledger counts" \
+  "$P" "$W" results_compare "$TMP/reval1/results.json" "$TMP/reval2/results.json" 1e-11
 
 echo "$n checks, $failed failed"
 [ "$failed" = 0 ]

@@ -24,6 +24,13 @@
 -- (data.open_val, maybe truncated to cfg.val_max_tokens), train_result, results (the results.json
 -- table being built in job.out: eval.pre_quant_bpb etc.), final (the evaluation whose ledger verdict is
 -- reported), world, rank, device.
+--
+-- Several ranks (mpirun -np W / proteus --nproc W): training is data-parallel (dist.train_hooks);
+-- eval_standard / eval_sliding split the windows over the ranks and merge the ledgers
+-- (dist.evaluate: every rank gets the whole set's result, rank 0 logs the same line as one rank);
+-- rank 0 alone opens the run directory (its path is broadcast; the other ranks' job.run writes
+-- nothing), writes model.ptz and results.json and draws the picture; the other ranks wait until
+-- model.ptz is complete and load it for the roundtrip. TTT steps run whole on every rank (logged).
 -- Modules that may be missing raise "not yet available: proteus.X (issue N)" (recipe.need).
 --
 -- Tests: tests/lua/test_config.lua, tests/lua/test_recipe_configs.lua, tests/lua/test_recipes_smoke.lua.
@@ -100,6 +107,31 @@ end
 local Job = {}
 Job.__index = Job
 recipe.Job = Job
+
+-- proteus.dist when this job runs on several ranks, else nil
+local function dist_of(job)
+  if (job.world or 1) <= 1 then return nil end
+  return require "proteus.dist"
+end
+
+-- Runs fn on rank 0 only; every rank then learns whether it succeeded (a collective, so it also
+-- waits for rank 0: nothing rank 0 wrote is read before it is complete). Returns fn's results on
+-- rank 0, nothing elsewhere; raises on every rank when fn raised on rank 0. `what` names the step.
+local function on_rank0(job, what, fn)
+  local dist = dist_of(job)
+  if not dist then return fn() end
+  local res, err
+  if job.rank == 0 then
+    res = table.pack(pcall(fn))
+    if not res[1] then err = res[2] end
+  end
+  if dist.any(err ~= nil) then
+    if err then error(err, 0) end
+    error(string.format("recipe %s: rank 0 failed while %s (its error is in its output); rank %d stops too",
+      job.def.name, what, job.rank), 0)
+  end
+  if res then return table.unpack(res, 2, res.n) end
+end
 
 function Job:log(fmt, ...)
   local line = select("#", ...) > 0 and string.format(fmt, ...) or fmt
@@ -202,7 +234,8 @@ function Job:train(opts)
     momentum_schedule = train.momentum_warmup(c.muon_momentum_warmup_start, c.muon_momentum,
       c.muon_momentum_warmup_steps),
     clip = c.grad_clip_norm, warmup_steps = c.warmup_steps, log_every = c.train_log_every,
-    val_every = c.val_loss_every, run = self.run, config = c, apply_averaging = false, quiet = c.quiet,
+    val_every = c.val_loss_every, run = self.rank == 0 and self.run or nil, config = c, apply_averaging = false,
+    quiet = c.quiet or self.rank ~= 0,
     rank = self.rank, world = self.world, checkpoint = false,
   }
   if (c.ema_decay or 0) > 0 then o.ema = { decay = c.ema_decay, every = c.ema_every or 1 } end
@@ -210,10 +243,13 @@ function Job:train(opts)
   if (c.late_qat_threshold or 0) > 0 then o.qat = { threshold = c.late_qat_threshold, names = opts.qat_names, bits = 6 } end
   if c.val_loss_every > 0 then
     local eval = require "proteus.eval"
+    local dist = dist_of(self)
     o.val_fn = function()
       local r = pt.no_grad(function()
-        return eval.standard(self:val(), function(x) return model:logits(x) end,
-          { seq_len = c.eval_seq_len or c.train_seq_len, log = false, batch_seqs = val_batch_seqs(self) })
+        local eo = { seq_len = c.eval_seq_len or c.train_seq_len, log = false, batch_seqs = val_batch_seqs(self) }
+        local lf = function(x) return model:logits(x) end
+        if dist then return dist.evaluate(eval.standard, self:val(), lf, eo) end
+        return eval.standard(self:val(), lf, eo)
       end)
       return { val_loss = r.loss, val_bpb = r.bpb }
     end
@@ -254,6 +290,26 @@ end
 
 local function logits_fn(model) return function(x) return model:logits(x) end end
 
+-- eval_fn (eval.standard / eval.sliding) over the job's validation set with options o; on several
+-- ranks through dist.evaluate (windows split, ledgers merged), logging the same line as one rank
+-- (label, BPB, verdict, eval_time over the whole distributed pass) through o.log on rank 0.
+local function evaluate(job, eval_fn, o, label)
+  local dist = dist_of(job)
+  if not dist then
+    return pt.no_grad(function() return eval_fn(job:val(), logits_fn(job.model), o) end)
+  end
+  local d = {}
+  for k, v in pairs(o) do d[k] = v end
+  d.log, d.label = false, o.label or label
+  local t0 = clock()
+  local r = pt.no_grad(function() return dist.evaluate(eval_fn, job:val(), logits_fn(job.model), d) end)
+  r.eval_time_ms = (clock() - t0) * 1000
+  local log = o.log
+  if log == nil then log = print end
+  if log and job.rank == 0 then log(string.format("%s eval_time:%.0fms", r.line, r.eval_time_ms)) end
+  return r
+end
+
 --- Step: standard non-overlapping eval (§1.4) at cfg.eval_seq_len; label names the results field
 --- ("pre_quant" -> eval.pre_quant_bpb, "roundtrip" -> eval.roundtrip_bpb). opts go to eval.standard.
 function Job:eval_standard(label, opts)
@@ -262,7 +318,7 @@ function Job:eval_standard(label, opts)
   local o = { seq_len = c.eval_seq_len or c.train_seq_len, label = label, log = function(l) self:log(l) end,
     batch_seqs = val_batch_seqs(self) }
   for k, v in pairs(opts or {}) do o[k] = v end
-  local r = pt.no_grad(function() return eval.standard(self:val(), logits_fn(self.model), o) end)
+  local r = evaluate(self, eval.standard, o, "standard")
   self.out.eval[label .. "_bpb"] = r.bpb
   self.out.eval.val_loss = r.loss
   self.final = r
@@ -275,7 +331,8 @@ function Job:eval_sliding(opts)
   local c = self.cfg
   local o = { seq_len = c.eval_seq_len, stride = c.eval_stride, log = function(l) self:log(l) end }
   for k, v in pairs(opts or {}) do o[k] = v end
-  local r = pt.no_grad(function() return eval.sliding(self:val(), logits_fn(self.model), o) end)
+  local quirk = o.records_quirk
+  local r = evaluate(self, eval.sliding, o, (quirk ~= nil and quirk ~= false) and "sliding_records_quirk" or "sliding")
   self.out.eval.sliding_bpb = r.bpb
   self.out.eval.val_loss = r.loss
   self.final = r
@@ -283,7 +340,8 @@ function Job:eval_sliding(opts)
 end
 
 --- Step: quantizes by `policy` (a proteus.quant policy name) and writes run_dir/model.ptz with the
---- size breakdown; opts go to artifact.write (hessians, codec, ...).
+--- size breakdown; opts go to artifact.write (hessians, codec, ...). On several ranks rank 0 alone
+--- writes it (and returns the info; the others return nil after waiting until it is complete).
 function Job:write_artifact(policy, opts)
   local artifact = recipe.need("proteus.artifact")
   local v = self:val()
@@ -291,8 +349,10 @@ function Job:write_artifact(policy, opts)
     recipe_path = self.path }
   for k, x in pairs(opts or {}) do o[k] = x end
   local path = self.run:path("model.ptz")
+  self.artifact_path = path
   local t0 = clock()
-  local info = artifact.write(path, self.model, policy, o)
+  local info = on_rank0(self, "writing " .. path, function() return artifact.write(path, self.model, policy, o) end)
+  if not info then return nil end -- rank > 0: model.ptz is complete (rank 0 has finished writing it)
   local acc = info.account
   self:log("artifact: %s (policy %s, %s level %d, int6 %s) in %.1fs", path, info.policy, info.codec, info.level,
     info.int6_packing.chosen, clock() - t0)
@@ -310,8 +370,16 @@ function Job:roundtrip(opts)
   return self:eval_standard("roundtrip", opts)
 end
 
---- The TTT module, or the "not yet available" error.
-function Job:ttt() return recipe.need("proteus.ttt") end
+--- The TTT module, or the "not yet available" error. On several ranks TTT is not split: rank 0 says so.
+function Job:ttt()
+  local ttt = recipe.need("proteus.ttt")
+  if self.world > 1 and not self._ttt_told then
+    self._ttt_told = true
+    self:log("ttt: not split over the %d ranks: every rank runs the whole TTT evaluation (same result on each)",
+      self.world)
+  end
+  return ttt
+end
 
 --- Records a TTT result as the reported evaluation (eval.ttt_bpb; the ledger verdict of the run).
 function Job:record_ttt(r, bpb)
@@ -322,7 +390,8 @@ function Job:record_ttt(r, bpb)
 end
 
 --- Step: results.json with the config, the final evaluation's ledger summary and the declared
---- legality checked against the verdict; then the loss-curve picture (cfg.plot).
+--- legality checked against the verdict; then the loss-curve picture (cfg.plot). On several ranks
+--- rank 0 alone writes and draws (the others return nil once it has finished).
 function Job:results(extra)
   local res = self.out
   res.config = self.cfg
@@ -337,10 +406,12 @@ function Job:results(extra)
   end
   for k, v in pairs(extra or {}) do res[k] = v end
   res.wall_time_s = clock() - self.t0
-  local path = self.run:write_results(res)
-  self:log("results: %s (%.1fs)", path, res.wall_time_s)
-  if self.cfg.plot then self:plot() end
-  return path
+  return on_rank0(self, "writing results.json", function()
+    local path = self.run:write_results(res)
+    self:log("results: %s (%.1fs)", path, res.wall_time_s)
+    if self.cfg.plot then self:plot() end
+    return path
+  end)
 end
 
 --- Draws the loss curve with lua/recipes/report.lua (gnuplot); a missing gnuplot is a log line.
@@ -377,6 +448,52 @@ local function device_of(c)
   return c.device
 end
 
+-- What job.run is on ranks > 0: rank 0's directory, writing nothing (rank 0 owns run.log,
+-- metrics.jsonl and results.json).
+local function follower_run(dir, preset, recipe_name)
+  local r = { dir = dir, name = dir:match("[^/]*$"), recipe = recipe_name, preset = preset, quiet = true,
+    closed = false, follower = true }
+  function r.path(self, name) return self.dir .. "/" .. name end
+  function r.log(_, line, ...)
+    if select("#", ...) > 0 then line = string.format(line, ...) end
+    return tostring(line)
+  end
+  function r.log_bpb() end
+  function r.log_metrics() end
+  function r.write_results()
+    error("run:write_results: only rank 0 writes results.json (job:results() does it there)", 2)
+  end
+  function r.close(self) self.closed = true end
+  return r
+end
+
+-- Opens the run directory on rank 0 and hands its path to the other ranks (so that a run_dir
+-- chosen by time is the same folder everywhere).
+local function open_shared_run(dist, rank, o)
+  local ok, r
+  if rank == 0 then ok, r = pcall(run.open, o) end
+  local dir = (rank == 0 and ok) and r.dir or ""
+  local n = pt.tensor({ rank == 0 and (ok and #dir or -1) or 0 }, "f64")
+  dist.broadcast(n, 0)
+  local len = math.tointeger(n:item())
+  if len < 0 then
+    if rank == 0 then error(r, 0) end
+    error("recipe: rank 0 could not open the run directory (its error is in its output)", 0)
+  end
+  local bytes
+  if rank == 0 then
+    bytes = pt.tensor({ dir:byte(1, len) }, "u8")
+  else
+    bytes = pt.zeros({ len }, "u8")
+  end
+  dist.broadcast(bytes, 0)
+  if rank == 0 then return r end
+  local t = bytes:totable()
+  local cs = {}
+  for i = 1, len do cs[i] = string.char(math.tointeger(t[i])) end
+  return follower_run(table.concat(cs), o.preset, o.recipe)
+end
+
 --- Runs main(job) with a resolved config. Returns the job.
 function recipe.run(def, cfg, info, main, path)
   local world, rank, hooks = 1, 0, nil
@@ -387,8 +504,9 @@ function recipe.run(def, cfg, info, main, path)
   local job = setmetatable({ def = def, cfg = cfg, info = info, world = world, rank = rank, hooks = hooks,
     path = path, t0 = clock(), out = { eval = {} } }, Job)
   job.device = device_of(cfg)
-  job.run = run.open { recipe = def.name, preset = info.preset, run_dir = cfg.run_dir ~= "" and cfg.run_dir or nil,
+  local ro = { recipe = def.name, preset = info.preset, run_dir = cfg.run_dir ~= "" and cfg.run_dir or nil,
     runs_root = cfg.runs_root, quiet = cfg.quiet }
+  job.run = world > 1 and open_shared_run(dist, rank, ro) or run.open(ro)
   job.out.recipe, job.out.preset, job.out.seed = def.name, info.preset, cfg.seed
   local okn, dname = pcall(function() return (require "proteus.cuda").device_name(0) end)
   job.out.device = job.device == "cpu" and "cpu" or ("cuda:" .. (okn and tostring(dname) or "?"))

@@ -16,10 +16,11 @@
 --
 -- As run: TTT_EPOCHS=8 and TTT_MAX_EVAL_SECS=350 (§6.1). The model and training knobs are those of
 -- v9_lora_ttt preset=as_run (the PROTEUS v8 stack) except prune_frac 0.04 (test_recipe_configs checks).
--- Not reproduced: distributed TTT (one process scores every document; the contiguous split of §6.1
--- is what ttt.distribute does at world > 1 — so final_head's zigzag changes nothing in one process,
--- and the wallclock limit covers the documents of all 8 ranks, not one rank's share), the bf16 SWA
--- sum of the embedding, torch.compile, bf16 autocast (the CPU computes in f32).
+-- On several ranks (mpirun) the TTT documents are split as the record splits them (contiguous, or
+-- final_head's zigzag, §6.1–6.2) and the ledgers merged; in one process every document is scored
+-- there (zigzag changes nothing, and the wallclock limit covers the documents of all 8 ranks, not one
+-- rank's share). Not reproduced: the bf16 SWA sum of the embedding, torch.compile, bf16 autocast (the
+-- CPU computes in f32).
 local recipe = require "proteus.recipe"
 
 local def = recipe.define {
@@ -104,6 +105,7 @@ return recipe.main(def, arg, function(job)
       betas = { c.ttt_beta1, c.ttt_beta2 }, eps = c.ttt_eps, epochs = c.ttt_epochs, reset_between_epochs = false,
       bias_tuning = c.ttt_bias_tuning, cosine = c.ttt_cosine, cosine_floor = c.ttt_cosine_floor,
       nll_scale = c.ttt_temperature, max_eval_seconds = c.ttt_max_eval_secs, zigzag = c.ttt_zigzag,
+      rank = job.rank, world = job.world, -- on several ranks: documents split, ledgers merged
       log = function(l) job:log(l) end,
     })
     job:record_ttt(r, r.submission_bpb)  -- the reported number; the ledger's own BPB is eval.ttt_ledger_bpb

@@ -15,8 +15,10 @@
 -- not the README (§5.1, §5.3, §9.6): the MLP is relu² "Star-ReLU" with a learned per-unit scale and
 -- bias (the README says SwiGLU), the warmdown is linear in steps (the README says cosine), "YARN" is
 -- the NTK base rescaling only, GPTQ-lite picks one percentile per tensor.
--- Not reproduced: the late-QAT flag leaking into the TTT training forwards (§5.5; proteus.ttt trains
--- the plain weights), bf16 autocast and torch.compile (the CPU computes in f32), the records' 31
+-- The late-QAT flag stays on into the TTT (§5.3, §5.5): when late QAT switched on during training, the
+-- TTT training forwards see the STE int6 fake-quantized weights of the same matrices (ttt.chunked_full's
+-- qat option) while the scoring forwards (eval mode in the record) use the plain weights.
+-- Not reproduced: bf16 autocast and torch.compile (the CPU computes in f32), the records' 31
 -- duplicate tail windows (every target is scored once here; see eval.sliding's records_quirk), the
 -- 4-GPU split of the TTT (one process: the same mean-CE gradient over the chunk's 16 sequences).
 -- eval.pre_quant_bpb is measured after the EMA is applied (the record's pre-TTT 1.1476 is the live
@@ -122,9 +124,11 @@ return recipe.main(def, arg, function(job)
       .. "implemented; the run used MIXED_QUANT=1 QUANT_EMBED=1", 0)
   end
   job:build_model()                   -- 11×512 Star-ReLU, VE, XSA 7–10, gated skips, BigramHash, SmearGate
+  local qat_names = { "^blocks%..*%.weight$", "^bigram%.proj%.weight$", "^ve_shared%.proj%.weight$" }
   job:train {                         -- 7000 steps, linear warmdown over the last 3500, EMA, late QAT
-    qat_names = { "^blocks%..*%.weight$", "^bigram%.proj%.weight$", "^ve_shared%.proj%.weight$" },
+    qat_names = qat_names,
   }
+  local qat_on = job.train_result ~= nil and job.train_result.qat_on -- train.run's result (Job:train)
   job:average()                       -- the EMA shadow (0.997 every step)
   job:eval_standard("pre_quant")
   job:write_artifact(c.quant_policy)  -- int6 GPTQ-lite (one percentile per tensor), int8 per-tensor embeddings
@@ -137,6 +141,8 @@ return recipe.main(def, arg, function(job)
       seq_len = c.eval_seq_len, stride = c.eval_stride, chunk_tokens = c.ttt_chunk_tokens, epochs = c.ttt_epochs,
       lr = c.ttt_lr, momentum = c.ttt_momentum, clip = c.ttt_grad_clip, freeze = freeze,
       batch_seqs = c.ttt_batch_seqs, train_batch_seqs = c.ttt_train_batch_seqs, log = function(l) job:log(l) end,
+      -- §5.5: the late-QAT flag is still on: TTT training forwards fake-quantized, scoring forwards not
+      qat = qat_on and { names = qat_names, bits = 6 } or nil,
     })
     job:record_ttt(r)
   elseif c.eval_stride > 0 then

@@ -22,8 +22,9 @@
 --   prune_frac        card 0.03                           as_run 0.05 (the logs say "5.0%")
 --   train_bigram_smear card true (in the optimizers)     as_run false (no optimizer: the bigram
 --                                                               table stays 0, SmearGate a fixed 50/50 blend)
--- Not reproduced: torch.compile, bf16 autocast (the CPU computes in f32), the bf16 SWA sum of the
--- embedding, distributed TTT (one process scores every document).
+-- TTT on several ranks (mpirun): documents split contiguously as in §3.7, ledgers merged (one process
+-- scores every document). Not reproduced: torch.compile, bf16 autocast (the CPU computes in f32), the
+-- bf16 SWA sum of the embedding.
 local recipe = require "proteus.recipe"
 
 local def = recipe.define {
@@ -115,6 +116,7 @@ return recipe.main(def, arg, function(job)
       chunk_size = c.ttt_chunk_size, eval_seq_len = c.ttt_eval_seq_len, batch_docs = c.ttt_batch_size,
       short_doc_len = c.ttt_min_doc_len, lora_rank = c.ttt_lora_rank, head_rank = c.ttt_lora_rank,
       lr = c.ttt_lora_lr, betas = { c.ttt_beta1, c.ttt_beta2 }, eps = c.ttt_eps, epochs = c.ttt_epochs,
+      rank = job.rank, world = job.world, -- on several ranks: documents split, ledgers merged
       log = function(l) job:log(l) end,
     })
     job:record_ttt(r)

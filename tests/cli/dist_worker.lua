@@ -10,6 +10,9 @@
 --   mpirun -np 2 build/proteus tests/cli/dist_worker.lua overlap   (two ranks score one position: must raise)
 --   [mpirun -np 2] build/proteus tests/cli/dist_worker.lua recipe_eval MODEL.ptz RUN_DIR  (proteus.recipe's eval steps)
 --   build/proteus tests/cli/dist_worker.lua results_compare ONE/results.json TWO/results.json TOL
+--   [mpirun -np 2] build/proteus tests/cli/dist_worker.lua ttt OUT.txt BATCH contiguous|zigzag  (LoRA TTT, merged)
+--   build/proteus tests/cli/dist_worker.lua ttt_compare ONE.txt TWO.txt TOL [steps]
+--   mpirun -np 2 build/proteus tests/cli/dist_worker.lua ttt_overlap   (both ranks score rank 0's documents)
 --
 -- Training: a smoke-size nn.GPT (2 layers, dim 32, BigramHash, SmearGate) on the bundled sample,
 -- 10 steps of proteus.train with the PROTEUS optimizer split. The global batch is 4 sequences of
@@ -286,6 +289,101 @@ if mode == "results_compare" then
   return
 end
 
+-- LoRA TTT (ttt.lora_eval, spec §3.7) on the smoke model over the first 16,621 validation tokens (15
+-- documents, 5 under 800 tokens: the short path), chunk 64 in windows of 128; BATCH documents per batch,
+-- DIST = contiguous | zigzag. On 2 ranks each rank scores its documents and the ledgers are merged.
+local function ttt_setup(legal)
+  local ttt = require "proteus.ttt"
+  local model = smoke_model(7)
+  local full = data.open_val { vocab = 1024 }
+  local tokens = full.tokens:sub(0, 16621)
+  local val = { tokens = tokens, tables = full.tables, name = "val_head",
+    ledger = data.ledger(tokens, full.tables, { legal = legal, name = "val_head" }) }
+  return ttt, model, val
+end
+local TTT_OPTS = { chunk_size = 64, eval_seq_len = 128, short_doc_len = 800, lora_seed = 1234, log = false }
+
+if mode == "ttt" then
+  local out, batch, how = arg[2], tonumber(arg[3]), arg[4]
+  local ttt, model, val = ttt_setup(true)
+  local o = {}
+  for k, v in pairs(TTT_OPTS) do o[k] = v end
+  o.batch_docs, o.zigzag, o.rank, o.world = math.tointeger(batch), how == "zigzag", dist.rank(), dist.world_size()
+  local r = ttt.lora_eval(model, val, o)
+  local rep = r.report
+  check(r.merged == (dist.world_size() > 1), "merged = %s", tostring(r.merged))
+  check(rep.scored_once == rep.targets and rep.scored_never == 0 and rep.scored_multiple == 0
+    and rep.verdict == "legal", "the merged ledger: %s", r.line)
+  check(r.docs.long > 0 and r.docs.short > 0 and r.steps > 0, "docs short %d long %d, %d steps", r.docs.short,
+    r.docs.long, r.steps)
+  -- this rank's documents: contiguous or zigzag, and a share of the whole
+  local n_all = r.docs.short + r.docs.long + r.docs.fallback
+  local mine = r.rank_docs.short + r.rank_docs.long + r.rank_docs.fallback
+  check(mine == #ttt.distribute(n_all, dist.world_size(), dist.rank(), how == "zigzag"), "rank holds %d docs", mine)
+  local sc = r.ledger:export()
+  local digest = (sc:to("f64") * pt.arange(0, #val.tokens):to("f64")):sum():item()
+  dist.rank0(function()
+    local f = assert(io.open(out, "w"))
+    f:write(string.format("%.17g %.17g %.17g %d %d %d %d %d %d %d %d %d %.17g %s\n", rep.bpb, rep.loss,
+      r.submission_bpb, rep.targets, rep.scored_once, rep.scored_never, rep.scored_multiple, rep.trained,
+      r.trained_targets, r.docs.short, r.docs.long, r.steps, digest, rep.verdict))
+    f:close()
+    print(string.format("ttt %s batch %d world %d: %s (rank 0 docs %d of %d)", how, batch, dist.world_size(), r.line,
+      mine, n_all))
+  end)
+  return
+end
+
+if mode == "ttt_compare" then
+  -- two "ttt" result files: BPB, loss and submission BPB within relative TOL, every count equal
+  local function read(path)
+    local f = assert(io.open(path))
+    local line = f:read("l")
+    f:close()
+    local v = {}
+    for w in line:gmatch("%S+") do v[#v + 1] = w end
+    return v
+  end
+  local a, b, tol = read(arg[2]), read(arg[3]), tonumber(arg[4])
+  check(#a == 14 and #b == 14, "malformed result files")
+  -- optimizer steps are per batch of documents: equal only when the batches are (BATCH = 1)
+  print(string.format("ttt_compare: LoRA steps %s vs %s", a[12], b[12]))
+  if arg[5] == "steps" then check(a[12] == b[12], "steps: %s vs %s", a[12], b[12]) end
+  b[12] = a[12]
+  local worst = 0
+  for i = 1, 3 do
+    local x, y = tonumber(a[i]), tonumber(b[i])
+    worst = math.max(worst, math.abs(x - y) / math.abs(x))
+  end
+  local names = { "targets", "scored_once", "scored_never", "scored_multiple", "trained", "trained_targets",
+    "short docs", "long docs", "steps", "scored digest", "verdict" }
+  for i = 4, 14 do check(a[i] == b[i], "%s: %s vs %s", names[i - 3], a[i], b[i]) end
+  print(string.format("ttt_compare: bpb %s vs %s, largest relative difference %.3e (tolerance %.0e); counts equal",
+    a[1], b[1], worst, tol))
+  check(worst <= tol, "relative difference %.3e > %.0e", worst, tol)
+  return
+end
+
+if mode == "ttt_overlap" then
+  -- both ranks take rank 0's documents: the merge must refuse (legal) / count the duplicates (legal=false)
+  local ttt, model, val = ttt_setup(true)
+  local o = {}
+  for k, v in pairs(TTT_OPTS) do o[k] = v end
+  o.batch_docs, o.rank, o.world = 4, 0, dist.world_size()
+  local ok, err = pcall(ttt.lora_eval, model, val, o)
+  check(not ok and tostring(err):find("of val_head was scored 2 times across ranks", 1, true),
+    "overlap not refused: %s", tostring(err))
+  local _, model2, val2 = ttt_setup(false)
+  o.ledger = val2.ledger
+  local r = ttt.lora_eval(model2, val2, o)
+  local rep = r.report
+  -- rank 0's share scored twice, rank 1's never, nothing once
+  check(rep.verdict == "illegal" and rep.scored_multiple > 0 and rep.scored_never > 0 and rep.scored_once == 0
+    and rep.scored_multiple + rep.scored_never == rep.targets, "non-legal merge: %s", r.line)
+  print(string.format("ttt_overlap ok rank %d: %s", dist.rank(), r.line))
+  return
+end
+
 if mode == "hang" then
   dist.init { timeout = tonumber(os.getenv("DIST_WORKER_TIMEOUT") or "5") }
   local t = pt.zeros({ 16 })
@@ -319,4 +417,5 @@ if mode == "fail" then
 end
 
 error("dist_worker: unknown mode " .. tostring(mode)
-  .. " (collectives | train | compare | eval | overlap | recipe_eval | results_compare | hang | fail)")
+  .. " (collectives | train | compare | eval | overlap | recipe_eval | results_compare | ttt | ttt_compare | ttt_overlap"
+  .. " | hang | fail)")

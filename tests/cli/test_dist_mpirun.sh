@@ -8,12 +8,13 @@
 # the job; a stopped (hung) rank makes the other exit through the watchdog with its message; a rank
 # whose script fails inside dist.main ends every rank at once; a recipe (baseline smoke) on 2 ranks
 # against 1 process: the same BPBs and ledger, one artifact and results.json written by rank 0, and
-# the recipe's evaluation steps on one artifact equal on 1 and 2 ranks.
+# the recipe's evaluation steps on one artifact equal on 1 and 2 ranks; LoRA TTT (ttt.lora_eval) on 2
+# ranks, contiguous and zigzag, equal to 1 process, a target scored on both ranks refused.
 #
 #   bash tests/cli/test_dist_mpirun.sh build/proteus        (ctest runs it as dist_mpirun)
 #
 # Exit 77 (skipped) when mpirun is missing or proteus was built without MPI. Prints "ok N - what" /
-# "not ok N - what"; exits 1 if any check failed. About 20 s; every mpirun is bounded by `timeout`.
+# "not ok N - what"; exits 1 if any check failed. About 40 s; every mpirun is bounded by `timeout`.
 # mpirun options: --allow-run-as-root (containers run as root) --oversubscribe (2 ranks on any
 # machine) --bind-to none; Open MPI's defaults (shared-memory transport) work in a container.
 set -u
@@ -180,6 +181,25 @@ run "recipe eval steps on one artifact: mpirun -np 2" \
   timeout 60 "${MR[@]}" "$P" "$W" recipe_eval "$RA/model.ptz" "$TMP/reval2"
 run "recipe eval steps: 2-rank roundtrip and sliding BPB equal 1 rank's (relative 1e-11), same ledger counts" \
   "$P" "$W" results_compare "$TMP/reval1/results.json" "$TMP/reval2/results.json" 1e-11
+
+# 8. LoRA TTT (ttt.lora_eval, spec §3.7, §6.2) on 2 ranks: each rank adapts on and scores its documents
+# (contiguous split, or DeepQuant's zigzag), the ledgers are merged, every rank returns the whole set's
+# BPB. LoRA is per document and (lora_seed) each document's init comes from its own seed, so a
+# document's result does not depend on its batch: with 1 document per batch the batches are the same
+# as in one process (relative 1e-11: f64 sums in another order); with 4 per batch they differ, and
+# only the batch shape moves the last bits of the logits (relative 1e-9). Every target scored exactly
+# once across the ranks; a target scored on both ranks is refused by the merge.
+for b in 1 4; do
+  for how in contiguous zigzag; do
+    run "ttt $how, $b doc(s) per batch: 1 process" timeout 60 "$P" "$W" ttt "$TMP/t1_${b}_$how.txt" $b $how
+    run "ttt $how, $b doc(s) per batch: mpirun -np 2" timeout 60 "${MR[@]}" "$P" "$W" ttt "$TMP/t2_${b}_$how.txt" $b $how
+    if [ "$b" = 1 ]; then tol=1e-11; st=steps; else tol=1e-9; st=; fi
+    run "ttt $how, $b doc(s) per batch: 2-rank BPB equals 1 process's (relative $tol), same merged ledger counts" \
+      "$P" "$W" ttt_compare "$TMP/t1_${b}_$how.txt" "$TMP/t2_${b}_$how.txt" $tol $st
+  done
+done
+run "ttt: both ranks scoring rank 0's documents is refused by the merge (legal), counted (legal=false)" \
+  timeout 60 "${MR[@]}" "$P" "$W" ttt_overlap
 
 echo "$n checks, $failed failed"
 [ "$failed" = 0 ]

@@ -415,6 +415,34 @@ tests[#tests + 1] = { "ranks_split_the_documents_and_merge_to_every_target_once"
   T.eq(merged.scored_never, 0)
 end }
 
+-- lora_seed: each document's LoRA init from its own seed, so its result does not depend on which
+-- documents share its batch (or rank); without it the init comes from the generator's stream, as in
+-- the records, and the batching changes the numbers
+tests[#tests + 1] = { "lora_seed_makes_documents_independent_of_their_batch", function(T)
+  local s3 = ttt.lora_state(trained_model(), 3, { seeds = { 11, 22, 33 } })
+  local before = pt.get_rng_state()
+  local s1 = ttt.lora_state(trained_model(), 1, { seeds = { 22 } })
+  T.eq(pt.get_rng_state(), before, "the generator's state is restored")
+  assert(same(s3.q[1][1]:narrow(1, 2, 1):detach(), s1.q[1][1]:detach()), "element 2's A differs from seed 22's alone")
+  assert(same(s3.head[1]:narrow(1, 2, 1):detach(), s1.head[1]:detach()))
+  assert(not same(s3.q[1][1]:narrow(1, 1, 1):detach(), s1.q[1][1]:detach()))
+  T.raises(function() ttt.lora_state(trained_model(), 2, { seeds = { 1 } }) end,
+    "one integer seed per batch element (2)")
+  local model = trained_model()
+  local r = {}
+  for _, bd in ipairs { 1, 4 } do
+    r[bd] = ttt.lora_eval(model, small_val(true), with(SMALL, { batch_docs = bd, lora_seed = 5 }))
+    pt.manual_seed(99)
+    r[-bd] = ttt.lora_eval(model, small_val(true), with(SMALL, { batch_docs = bd }))
+  end
+  print(string.format("    lora_seed: batch 1 vs 4 bpb %.10f vs %.10f; generator stream: %.10f vs %.10f", r[1].bpb,
+    r[4].bpb, r[-1].bpb, r[-4].bpb))
+  -- measured 8e-10 relative: the batch shape moves the last bits of the f32 logits, and Adam carries them on
+  T.near(r[4].bpb, r[1].bpb, 1e-8 * r[1].bpb, "with lora_seed only the batch shape's last bits differ")
+  T.eq(r[4].report.scored_once, r[1].report.scored_once)
+  assert(math.abs(r[-4].bpb - r[-1].bpb) > 1e-7 * r[1].bpb, "without lora_seed the batching should change the init")
+end }
+
 tests[#tests + 1] = { "max_doc_len_moves_long_documents_to_the_single_forward_path", function(T)
   local model = trained_model()
   local r = ttt.lora_eval(model, small_val(true), with(SMALL, { max_doc_len = 500, budget_seconds = 0 }))
@@ -460,6 +488,90 @@ tests[#tests + 1] = { "chunked_full_598_legal_frozen_blocks", function(T)
   T.eq(b.report.trained, 0)
   T.raises(function() ttt.chunked_full(model, v, { seq_len = 64, strides = 32 }) end,
     "ttt.chunked_full: unknown option 'strides' (did you mean 'stride'?)")
+end }
+
+-- #598's late-QAT flag during TTT (§5.5): with opts.qat the training forwards see the fake-quantized
+-- weights, so one SGD step (momentum 0, no clip) moves every weight exactly as a QAT-less step from
+-- the fake-quantized weights would (STE: the gradient at q(w) reaches w); the scoring forwards use the
+-- plain weights: chunk 0 is scored as without QAT, chunk 1 as the plain trained weights score it.
+-- lr = 1 makes the update large against the f32 rounding of w − lr·g (measured 7e-6 relative, against
+-- 0.2 between the QAT and the QAT-less updates).
+tests[#tests + 1] = { "chunked_full_598_qat_on_training_forwards_only", function(T)
+  local train = require "proteus.train"
+  local QAT = { names = { "^blocks%..*%.weight$" }, bits = 6 }
+  local o = { seq_len = 64, stride = 32, chunk_tokens = 512, epochs = 1, lr = 1, momentum = 0, clip = 0,
+    freeze = {}, batch_seqs = 16, train_batch_seqs = 3, log = false } -- 8 sequences: 3 micro-batches
+  local names = train.qat_targets(trained_model(), QAT.names)
+  local is_q = {}
+  for _, n in ipairs(names) do is_q[n] = true end
+  -- A: plain weights W0, QAT on during training
+  local a = trained_model()
+  local w0 = snapshot(a)
+  local ra = ttt.chunked_full(a, stream_val(1025, true), with(o, { qat = QAT }))
+  T.eq(ra.trained_chunks, 1)
+  T.eq(ra.report.scored_once, 1024)
+  -- B: weights replaced by their fake-quantized values, no QAT
+  local b = trained_model()
+  pt.no_grad(function()
+    for _, n in ipairs(names) do b:get(n):copy_(train.fake_quant(w0[n], 6)) end
+  end)
+  local wb = snapshot(b)
+  ttt.chunked_full(b, stream_val(1025, true), o)
+  -- C: plain weights, no QAT (the update QAT must change)
+  local cm = trained_model()
+  local rc = ttt.chunked_full(cm, stream_val(1025, true), o)
+  local worst, vs_plain = 0, 0
+  for name, p in a:named_parameters() do
+    local da = p:detach() - w0[name]
+    local db = b:get(name):detach() - wb[name]
+    local dc = cm:get(name):detach() - w0[name]
+    local nrm = da:pow(2):sum():item() ^ 0.5
+    if nrm > 0 then
+      worst = math.max(worst, (da - db):pow(2):sum():item() ^ 0.5 / nrm)
+      if is_q[name] then vs_plain = math.max(vs_plain, (da - dc):pow(2):sum():item() ^ 0.5 / nrm) end
+    end
+  end
+  print(string.format("    QAT step vs step from q(W): relative %.2e; vs the QAT-less step: %.2e", worst, vs_plain))
+  assert(worst < 1e-4, string.format("the QAT update differs from the fake-quantized model's by %.3e", worst))
+  assert(vs_plain > 1e-3, string.format("QAT changed the update by only %.3e", vs_plain))
+  -- scoring: chunk 0 before any training is the same with and without QAT ...
+  local function chunk_nll(model, ci)
+    local v = stream_val(1025, true)
+    local plan = eval.sliding_plan(1024, 64, 32)
+    local rows, pos, xs, k0 = {}, {}, {}, 0
+    for k = 0, plan.count - 1 do
+      local ws, wlen, from = plan.window(k)
+      if (ws + from) // 512 == ci then
+        k0 = k0 + 1
+        xs[#xs + 1] = v.tokens:tensor(ws, ws + wlen)
+        if wlen < 64 then xs[#xs + 1] = pt.zeros({ 64 - wlen }, "i64") end
+        for j = from, wlen - 1 do
+          rows[#rows + 1] = (k0 - 1) * 64 + j
+          pos[#pos + 1] = ws + j + 1
+        end
+      end
+    end
+    local z = pt.no_grad(function() return model:logits(pt.cat(xs, 1):reshape({ k0, 64 })) end)
+    local zc = z:index_select(1, pt.tensor(rows, "i64")):contiguous()
+    v.ledger:score(pos, zc, { softcap = model.cfg.logit_softcap or 0 })
+    return v.ledger:report().nll_sum
+  end
+  local plain0 = trained_model()
+  local n0 = chunk_nll(plain0, 0)
+  -- ... and chunk 1 is scored with the trained PLAIN weights (not their fake-quantized values)
+  local n1 = chunk_nll(a, 1)
+  T.near(ra.report.nll_sum, n0 + n1, 1e-6 * ra.report.nll_sum, "scoring forwards use the plain weights")
+  local aq = trained_model()
+  pt.no_grad(function()
+    for name, p in a:named_parameters() do
+      aq:get(name):copy_(is_q[name] and train.fake_quant(p:detach(), 6) or p:detach())
+    end
+  end)
+  local n1q = chunk_nll(aq, 1)
+  assert(math.abs(n1q - n1) > 1e-4 * n1, "the fake-quantized weights score chunk 1 like the plain ones: no contrast")
+  T.near(rc.report.nll_sum - chunk_nll(cm, 1), n0, 1e-6 * n0, "chunk 0 is scored by the untrained weights")
+  T.raises(function() ttt.chunked_full(trained_model(), stream_val(1025, true), with(o, { qat = { name = "x" } })) end,
+    "unknown opts.qat field 'name'")
 end }
 
 -- ---------------------------------------------------------------------------------------------

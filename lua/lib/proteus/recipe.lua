@@ -370,13 +370,13 @@ function Job:roundtrip(opts)
   return self:eval_standard("roundtrip", opts)
 end
 
---- The TTT module, or the "not yet available" error. On several ranks TTT is not split: rank 0 says so.
+--- The TTT module, or the "not yet available" error. On several ranks rank 0 logs how TTT is split.
 function Job:ttt()
   local ttt = recipe.need("proteus.ttt")
   if self.world > 1 and not self._ttt_told then
     self._ttt_told = true
-    self:log("ttt: not split over the %d ranks: every rank runs the whole TTT evaluation (same result on each)",
-      self.world)
+    self:log("ttt: %d ranks: LoRA TTT splits the documents over them and merges the ledgers; chunked TTT is not "
+      .. "split (every rank runs it whole, same result on each)", self.world)
   end
   return ttt
 end

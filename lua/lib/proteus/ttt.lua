@@ -106,9 +106,9 @@ end
 local COMMON_KEYS = "ledger log label budget_seconds world rank "
 local LORA_KEYS = keyset(COMMON_KEYS .. [[chunk_size eval_seq_len batch_docs short_doc_len min_doc_len max_doc_len
   lora_rank head_rank lr lrs betas eps bias_tuning epochs reset_between_epochs cosine cosine_floor nll_scale
-  temperature zigzag adapt base_batch_seqs max_eval_seconds]])
+  temperature zigzag adapt base_batch_seqs max_eval_seconds lora_seed]])
 local CHUNKED_KEYS = keyset(COMMON_KEYS .. [[seq_len stride chunk_tokens epochs lr momentum clip freeze batch_seqs
-  train_batch_seqs verbose]])
+  train_batch_seqs verbose qat]])
 local PREQUANT_KEYS = keyset(COMMON_KEYS .. [[seq_len batch_tokens epochs lr lr_min betas eps weight_decay clip
   freeze train_batch_seqs]])
 
@@ -244,7 +244,10 @@ end
 --  (d→kvd) adapters A [B, r, d] ~ U(±1/√d), B [B, out, r] = 0; the LM head adapter (d→V, rank
 --  head_rank); with bias_tuning a per-document vector [B, 1, d] = 0 after every block (§6.1).
 --  opts: lora_rank (8), head_rank (lora_rank), bias_tuning (false), lr (0.01), lrs = {q, v, head, bias}
---  (each defaults to lr), betas ({0.9, 0.95}), eps (1e-10). Returns st = {q = {[i] = {A, B}},
+--  (each defaults to lr), betas ({0.9, 0.95}), eps (1e-10), seeds (nil: the A matrices from the
+--  generator's stream, as the records; a list of B integers: element b's A matrices drawn from seed
+--  seeds[b], so an element's init does not depend on its batch; the generator's state is restored).
+--  Returns st = {q = {[i] = {A, B}},
 --  v = ..., head = {A, B}, bias = {[i] = t}, opt, B}.
 function ttt.lora_state(model, B, opts)
   opts = opts or {}
@@ -255,13 +258,48 @@ function ttt.lora_state(model, B, opts)
   local bound = 1 / math.sqrt(d)
   local st = { q = {}, v = {}, bias = {}, B = B }
   local groups = { q = {}, v = {}, head = {}, bias = {} }
+  -- the A matrices in the order q_0, v_0, q_1, v_1, ..., head: from the generator's stream, or (seeds)
+  -- element b's from its own seed, the generator's state restored afterwards
+  local shapes = {}
+  for _ = 0, L - 1 do shapes[#shapes + 1] = { r, d }; shapes[#shapes + 1] = { r, d } end
+  shapes[#shapes + 1] = { rh, d }
+  local next_A
+  if opts.seeds then
+    if type(opts.seeds) ~= "table" or #opts.seeds ~= B then
+      error(string.format("ttt.lora_state: opts.seeds must list one integer seed per batch element (%d), got %s", B,
+        type(opts.seeds) == "table" and (#opts.seeds .. " entries") or type(opts.seeds)), 2)
+    end
+    local saved = pt.get_rng_state()
+    local per = {}
+    for b = 1, B do
+      pt.manual_seed(opts.seeds[b])
+      per[b] = {}
+      for j, sh in ipairs(shapes) do per[b][j] = pt.rand({ 1, sh[1], sh[2] }) end
+    end
+    pt.set_rng_state(saved)
+    local j = 0
+    next_A = function()
+      j = j + 1
+      local parts = {}
+      for b = 1, B do parts[b] = per[b][j] end
+      local t = cat_many(parts) * (2 * bound) - bound
+      t.requires_grad = true
+      return t
+    end
+  else
+    local j = 0
+    next_A = function()
+      j = j + 1
+      return uniform_leaf({ B, shapes[j][1], shapes[j][2] }, bound)
+    end
+  end
   for i = 0, L - 1 do
-    st.q[i] = { uniform_leaf({ B, r, d }, bound), zeros_leaf({ B, d, r }) }
-    st.v[i] = { uniform_leaf({ B, r, d }, bound), zeros_leaf({ B, kvd, r }) }
+    st.q[i] = { next_A(), zeros_leaf({ B, d, r }) }
+    st.v[i] = { next_A(), zeros_leaf({ B, kvd, r }) }
     table.move(st.q[i], 1, 2, #groups.q + 1, groups.q)
     table.move(st.v[i], 1, 2, #groups.v + 1, groups.v)
   end
-  st.head = { uniform_leaf({ B, rh, d }, bound), zeros_leaf({ B, V, rh }) }
+  st.head = { next_A(), zeros_leaf({ B, V, rh }) }
   groups.head = { st.head[1], st.head[2] }
   if opts.bias_tuning then
     for i = 0, L - 1 do
@@ -350,6 +388,7 @@ local function lora_config(fn, model, opts)
   c.max_eval = opts.max_eval_seconds and get_num(fn, opts, "max_eval_seconds", nil, 0) or nil
   c.budget = opts.budget_seconds and get_num(fn, opts, "budget_seconds", nil, 0) or nil
   c.softcap = model.cfg.logit_softcap or 0
+  c.lora_seed = opts.lora_seed ~= nil and get_int(fn, opts, "lora_seed", nil, 0) or nil
   c.lora = {
     lora_rank = get_int(fn, opts, "lora_rank", 8, 1),
     head_rank = get_int(fn, opts, "head_rank", opts.lora_rank or 8, 1),
@@ -409,14 +448,21 @@ end
 -- one batch of long documents (sorted by chunk count, ascending): fresh LoRA + Adam, chunk loop
 local function run_batch(c, model, tokens, ledger, docs, sopts, stats)
   local Bn = #docs
-  local st = ttt.lora_state(model, Bn, c.lora)
+  local lora = c.lora
+  if c.lora_seed then -- each document's LoRA init from its own seed: independent of batch and rank
+    lora = {}
+    for k, v in pairs(c.lora) do lora[k] = v end
+    lora.seeds = {}
+    for b, d in ipairs(docs) do lora.seeds[b] = c.lora_seed + d.start end
+  end
+  local st = ttt.lora_state(model, Bn, lora)
   st.clear_grads = stats.keep
   local max_nc = docs[Bn].nc
   local K = c.epochs * max_nc
   local step = 0
   for ep = 1, c.epochs do
     if ep > 1 and c.reset then
-      st = ttt.lora_state(model, Bn, c.lora)
+      st = ttt.lora_state(model, Bn, lora)
       st.clear_grads = stats.keep
     end
     local before_last = (ep == c.epochs and c.epochs > 1) and ledger:report() or nil
@@ -492,14 +538,27 @@ end
 --    epochs (1), reset_between_epochs (false), cosine (false: lr·max(cos, cosine_floor) over
 --    epochs × max_chunks steps of a batch), cosine_floor (0.1), nll_scale (1; DeepQuant's 0.98 is a
 --    rescaled NLL = violation), temperature (1: a real logit temperature, allowed), world (1),
---    rank (0: this process's rank, as in proteus.eval), zigzag (false), max_eval_seconds (from the start of the long documents, §6.1) and
+--    rank (0: this process's rank, as in proteus.eval), zigzag (false: documents split contiguously
+--    over the ranks, §3.7; true: DeepQuant's zigzag, §6.2; ttt.distribute), max_eval_seconds (from
+--    the start of the long documents, §6.1, per rank) and
 --    budget_seconds (from the start of the call): when exceeded before a batch, the remaining long
 --    documents are scored by the base model with the chunk/window scheme; base_batch_seqs (32: windows
 --    per forward there); adapt (true; false = the base model on the long documents' chunk/window
---    scheme, the no-TTT counterpart); ledger; label ("ttt_lora"); log.
+--    scheme, the no-TTT counterpart); lora_seed (nil: the LoRA A matrices come from the generator's
+--    stream, as in the records, so a document's init depends on its batch and on the rank split; an
+--    integer: document d's from seed lora_seed + d.start, so its result does not depend on them);
+--    ledger; label ("ttt_lora"); log.
 --  Returns {loss, bpb, report, line, submission_bpb (the number the submission reports: with
 --  epochs > 1 only the last epoch's scores), docs = {short, long, fallback}, phases = {short, long,
---  fallback} ({docs, tokens, seconds, tok_s, nll_sum}), steps, trained_targets, eval_time_ms, ledger}.
+--  fallback} ({docs, tokens, seconds, tok_s, nll_sum}), steps, trained_targets, eval_time_ms, ledger,
+--  rank, world, rank_docs (this rank's docs), merged}.
+--  Across processes (world > 1 = proteus.dist's world size, under mpirun): each rank scores and
+--  adapts on its own documents (LoRA is per document, so no gradient crosses ranks), then the ledger
+--  (which must be fresh) is merged with dist.merge_ledger and every rank returns the whole set's
+--  result: loss/bpb/report of the merged ledger, docs/phases/steps/trained_targets/submission_* summed
+--  over the ranks (phase seconds: the slowest rank); merged = true. A target scored on two ranks
+--  raises in legal mode. In ONE process with world > 1 (simulating a rank) only this rank's part is
+--  scored and returned (merged = false; combine the ledgers with ledger:merge).
 function ttt.lora_eval(model, val, opts)
   local fn = "ttt.lora_eval"
   opts = check_args(fn, model, val, opts)
@@ -514,6 +573,24 @@ function ttt.lora_eval(model, val, opts)
   if c.nll_scale ~= 1 and legal_mode then
     error(string.format("%s: nll_scale=%s multiplies every NLL (not a temperature, spec §6.1): open the ledger "
       .. "with legal=false, or use opts.temperature for a real logit temperature", fn, tostring(c.nll_scale)), 2)
+  end
+  -- several processes (proteus.dist): every rank scores its documents, then the ledgers are merged
+  local dist, merge = nil, false
+  if c.world > 1 then
+    dist = require "proteus.dist"
+    local W = dist.world_size()
+    if W > 1 then
+      if W ~= c.world then
+        fail("%s: opts.world = %d but %d processes run (proteus.dist); pass world = dist.world_size()", fn, c.world, W)
+      end
+      local r0 = ledger:report()
+      if r0.scored_once + r0.scored_multiple + r0.trained > 0 then
+        fail("%s: on %d ranks the ledger must be fresh (it holds %d scored and %d trained targets): the merge "
+          .. "sums every rank's counts; open a new one (data.ledger, or job:fresh_val() in a recipe)", fn, W,
+          r0.scored_once + r0.scored_multiple, r0.trained)
+      end
+      merge = true
+    end
   end
   local log = logger(opts)
   local t0 = clock()
@@ -603,17 +680,51 @@ function ttt.lora_eval(model, val, opts)
     phases.fallback = { docs = n_fallback, tokens = ntok_fb, seconds = clock() - tf, nll_sum = nll_mark() }
     if n_fallback > 0 then log(phase_line(c.adapt and "fallback" or "base", n_fallback, ntok_fb, phases.fallback.seconds)) end
   end)
+  local rank_docs = { short = #short, long = #long - n_fallback, fallback = n_fallback }
+  local docs = rank_docs
+  local r
+  if merge then
+    -- the whole set on every rank: ledgers merged (a target scored on two ranks is refused in legal
+    -- mode), then this call's per-rank sums added over the ranks (seconds: the slowest rank)
+    r = dist.merge_ledger(ledger)
+    local names, keys = { "short", "long", "fallback" }, { "docs", "tokens", "nll_sum", "batches" }
+    local v = { stats.disc_nll, stats.disc_bytes, stats.steps, stats.trained, rank_docs.short, rank_docs.long,
+      rank_docs.fallback }
+    for _, ph in ipairs(names) do
+      for _, k in ipairs(keys) do v[#v + 1] = phases[ph][k] or 0 end
+    end
+    local t = pt.tensor(v, "f64")
+    dist.all_reduce(t, "sum")
+    v = t:totable()
+    local function int(x) return math.tointeger(x) or x end
+    stats.disc_nll, stats.disc_bytes, stats.steps, stats.trained = v[1], v[2], int(v[3]), int(v[4])
+    docs = { short = int(v[5]), long = int(v[6]), fallback = int(v[7]) }
+    local i = 8
+    for _, ph in ipairs(names) do
+      for _, k in ipairs(keys) do
+        if phases[ph][k] ~= nil then phases[ph][k] = k == "nll_sum" and v[i] or int(v[i]) end
+        i = i + 1
+      end
+    end
+    local secs = {}
+    for j, ph in ipairs(names) do secs[j] = phases[ph].seconds end
+    local ts = pt.tensor(secs, "f64")
+    dist.all_reduce(ts, "max")
+    secs = ts:totable()
+    for j, ph in ipairs(names) do phases[ph].seconds = secs[j] end
+  else
+    r = ledger:report()
+  end
   for _, p in pairs(phases) do p.tok_s = p.tokens / math.max(p.seconds, 1e-9) end
-
-  local r = ledger:report()
   local sub_nll, sub_bytes = r.nll_sum - stats.disc_nll, r.byte_sum - stats.disc_bytes
   local res = {
     loss = r.loss, bpb = r.bpb, report = r, line = data.format_bpb(r, opts.label or "ttt_lora"),
     submission_bpb = sub_nll / (math.log(2) * sub_bytes), submission_nll_sum = sub_nll,
     submission_byte_sum = sub_bytes,
-    docs = { short = #short, long = #long - n_fallback, fallback = n_fallback },
+    docs = docs,
     phases = phases, steps = stats.steps, trained_targets = stats.trained,
-    eval_time_ms = (clock() - t0) * 1000, ledger = ledger,
+    eval_time_ms = (clock() - t0) * 1000, ledger = ledger, rank = c.rank, world = c.world, rank_docs = rank_docs,
+    merged = merge,
   }
   log(string.format("%s eval_time:%.0fms", res.line, res.eval_time_ms))
   if c.epochs > 1 then
@@ -654,7 +765,10 @@ end
 
 -- forward/backward over sequences of a granted Tokens buffer g (g[0] .. g[n]): sequences of up to
 -- T targets, micro-batches of mb sequences; gradient of the mean CE over all n targets. Returns the loss.
-local function train_on_tokens(model, seqs, mb, softcap)
+-- qat = {names, bits} (optional): the forwards and backwards see the STE fake-quantized weights
+-- (proteus.train.qat_swap), put back before the caller clips and steps.
+local function train_on_tokens(model, seqs, mb, softcap, qat)
+  local qat_swap = qat and require("proteus.train").qat_swap
   local total = 0
   for _, s in ipairs(seqs) do total = total + s.n end
   local loss_sum = 0
@@ -672,10 +786,17 @@ local function train_on_tokens(model, seqs, mb, softcap)
     local B = j - i
     local x = cat_many(xs):reshape({ B, n })
     local y = cat_many(ys)
-    local z = model:logits(x)
-    local l = F.softcap_cross_entropy(z, y, { softcap = softcap, reduction = "none" }):sum() * (1 / total)
-    l:backward()
-    loss_sum = loss_sum + l:item()
+    local function fwd_bwd() -- a fresh STE swap per micro-batch: each backward frees its graph
+      local z = model:logits(x)
+      local l = F.softcap_cross_entropy(z, y, { softcap = softcap, reduction = "none" }):sum() * (1 / total)
+      l:backward()
+      return l:item()
+    end
+    if qat_swap then
+      loss_sum = loss_sum + protect(qat_swap(model, qat.names, qat.bits), fwd_bwd)
+    else
+      loss_sum = loss_sum + fwd_bwd()
+    end
     i = j
   end
   return loss_sum
@@ -704,7 +825,11 @@ end
 --  opts: seq_len (2048), stride (64), chunk_tokens (32768), epochs (10), lr (0.002), momentum (0.9),
 --  clip (1.0; 0 = none), freeze ({"^blocks%.0%.", "^blocks%.1%."}), batch_seqs (32 windows per
 --  scoring forward), train_batch_seqs (16 sequences per training forward; gradients accumulate),
---  budget_seconds, ledger, label ("ttt_chunked"), log. The model is trained in place.
+--  budget_seconds, ledger, label ("ttt_chunked"), log, qat (nil: off; {names = {Lua patterns},
+--  bits = 6}: the TRAINING forwards and backwards see the STE fake-quantized weights of the matching
+--  2-D parameters, proteus.train.qat_swap — #598's late-QAT flag left on during TTT, §5.5; the
+--  scoring forwards use the plain weights, as the record's eval-mode forwards do). The model is
+--  trained in place.
 --  Returns {loss, bpb, report, line, chunks, trained_chunks, steps, frozen, trainable, phases =
 --  {score, train}, eval_time_ms, ledger}.
 function ttt.chunked_full(model, val, opts)
@@ -722,6 +847,20 @@ function ttt.chunked_full(model, val, opts)
   local batch_seqs = get_int(fn, opts, "batch_seqs", 32, 1)
   local mb = get_int(fn, opts, "train_batch_seqs", 16, 1)
   local budget = opts.budget_seconds and get_num(fn, opts, "budget_seconds", nil, 0) or nil
+  local qat = nil
+  if opts.qat then
+    if type(opts.qat) ~= "table" then
+      fail("%s: opts.qat must be a table {names = {Lua patterns}, bits = 6} or false, got %s", fn, type(opts.qat))
+    end
+    for k in pairs(opts.qat) do
+      if k ~= "names" and k ~= "bits" then fail("%s: unknown opts.qat field '%s' (names, bits)", fn, tostring(k)) end
+    end
+    local bits = opts.qat.bits == nil and 6 or opts.qat.bits
+    if math.type(bits) ~= "integer" or bits < 2 or bits > 8 then
+      fail("%s: opts.qat.bits = %s must be an integer in [2, 8]", fn, tostring(opts.qat.bits))
+    end
+    qat = { names = require("proteus.train").qat_targets(model, opts.qat.names), bits = bits }
+  end
   if (opts.world or 1) ~= 1 then
     fail("%s: opts.world = %s: distributed chunked TTT needs a gradient all-reduce (proteus.dist), which is "
       .. "not implemented yet; run with world = 1", fn, tostring(opts.world))
@@ -752,8 +891,9 @@ function ttt.chunked_full(model, val, opts)
   local tparams = {}
   for _, np in ipairs(train) do tparams[#tparams + 1] = np[2] end
   local opt = #tparams > 0 and optim.SGD { params = train, lr = lr, momentum = momentum } or nil
-  log(string.format("ttt:chunked T:%d stride:%d chunk:%d chunks:%d windows:%d epochs:%d frozen:%d trainable:%d",
-    T, s, C, nchunks, plan.count, epochs, nfrozen, ntrain))
+  log(string.format("ttt:chunked T:%d stride:%d chunk:%d chunks:%d windows:%d epochs:%d frozen:%d trainable:%d%s",
+    T, s, C, nchunks, plan.count, epochs, nfrozen, ntrain,
+    qat and string.format(" qat:int%d on %d weights (training forwards only)", qat.bits, #qat.names) or ""))
 
   local sopts = { softcap = softcap }
   local phases = { score = { tokens = 0, seconds = 0 }, train = { tokens = 0, seconds = 0 } }
@@ -798,7 +938,7 @@ function ttt.chunked_full(model, val, opts)
           local lr_mul = nchunks > 1 and sched.cosine { t = ci, total = nchunks - 1 } or 1
           local loss
           for _ = 1, epochs do
-            loss = train_on_tokens(model, seqs, mb, softcap)
+            loss = train_on_tokens(model, seqs, mb, softcap, qat)
             if clip > 0 then optim.clip_grad_norm(tparams, clip) end
             opt:step(lr_mul)
             opt:zero_grad()

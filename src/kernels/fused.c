@@ -87,6 +87,13 @@ static pt_status pt_fz_like(pt_tensor **out, const pt_tensor *t, int zero) {
     ktype var = (ktype)pt_kernel_find(name, (dev).type, (dt));        \
     if (!var) return pt_kernel_missing(name, (dev).type, (dt))
 
+/* An output that the kernel writes in full: the CPU kernels of act2, act2_bwd (dx), rms_norm_bwd
+ * and softcap_ce_bwd write every element, so on the CPU it is not zeroed first (a memset pass over
+ * fresh memory); other devices keep the zero fill. */
+static pt_status pt_fz_out(pt_tensor **out, const pt_tensor *t) {
+    return pt_fz_like(out, t, t->device.type != PT_DEV_CPU);
+}
+
 static int64_t pt_fz_rows(const pt_tensor *t) { /* product of all dims but the last */
     int64_t n = 1;
     for (int d = 0; d + 1 < t->ndim; d++) n *= t->shape[d];
@@ -98,7 +105,7 @@ static pt_status pt_rms_norm_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_tensor *x = node->saved[0], *rstd = node->saved[1], *gc = NULL;
     PT_FZ_FIND(pt_rmsnorm_kernel, k, "rms_norm_bwd", x->device, x->dtype);
     pt_status st = pt_fz_grad(g, x, &gc);
-    if (!st) st = pt_fz_like(&gin[0], x, 1);
+    if (!st) st = pt_fz_out(&gin[0], x);
     if (!st && pt_tensor_numel(x) > 0) {
         pt_rmsnorm_args a = {.n = pt_fz_rows(x), .c = x->shape[x->ndim - 1], .scale = node->f[0],
                              .x = pt_tensor_data(x), .rstd = pt_tensor_data(rstd), .g = pt_tensor_data(gc),
@@ -352,7 +359,7 @@ static pt_status pt_act2_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     int nx = pt_node_needs_grad(node, 0), ns = op == PT_ACT2_STAR && pt_node_needs_grad(node, 1),
         nb = op == PT_ACT2_STAR && pt_node_needs_grad(node, 2);
     pt_status st = pt_fz_grad(g, x, &gc);
-    if (!st && nx) st = pt_fz_like(&gin[0], x, 1);
+    if (!st && nx) st = pt_fz_out(&gin[0], x);
     if (!st && ns) st = pt_fz_like(&gin[1], scale, 1);
     if (!st && nb) st = pt_fz_like(&gin[2], scale, 1);
     if (!st && pt_tensor_numel(x) > 0) {
@@ -387,7 +394,7 @@ static pt_status pt_act2(pt_tensor **out, const char *op_name, int op, pt_tensor
     pt_status st = pt_tensor_contiguous_raw(&xc, x);
     if (!st && scale) st = pt_tensor_contiguous_raw(&sc, scale);
     if (!st && bias) st = pt_tensor_contiguous_raw(&bc, bias);
-    if (!st) st = pt_fz_like(out, x, 1);
+    if (!st) st = pt_fz_out(out, x);
     if (!st && pt_tensor_numel(x) > 0) {
         pt_act2_args a = {.op = op, .n = pt_fz_rows(x), .c = x->shape[x->ndim - 1], .slope = slope,
                           .x = pt_tensor_data(xc), .scale = sc ? pt_tensor_data(sc) : NULL,
@@ -430,7 +437,7 @@ static pt_status pt_ce_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     const int64_t n = pt_fz_rows(x);
     const int mean = node->i[0] == PT_CE_MEAN;
     pt_status st = pt_fz_grad(g, x, &gc);
-    if (!st) st = pt_fz_like(&gin[0], x, 1);
+    if (!st) st = pt_fz_out(&gin[0], x);
     if (!st && pt_tensor_numel(x) > 0) {
         pt_ce_args a = {.n = n, .V = x->shape[x->ndim - 1], .cap = node->f[0], .logits = pt_tensor_data(x),
                         .targets = pt_tensor_data(tg), .lse = pt_tensor_data(lse), .g = pt_tensor_data(gc),

@@ -6,7 +6,8 @@
  * GEMMs (row-major, the same calls the unfused x:matmul(w:transpose(1, 2)) path makes):
  *   logits_c [n, V] = x_c [n, C] · wᵀ          (w [V, C] passed transposed, ldb = C)
  *   dx_c     [n, C] = dlogits_c [n, V] · w
- *   dwᵀ      [C, V] = x_cᵀ · dlogits_c          (x_c passed transposed; summed over chunks)
+ *   dw       [V, C] = dlogits_cᵀ · x_c          (dlogits_c passed transposed; summed over chunks; the
+ *                                               unfused path's linear backward makes the same call)
  * Saved: x, w, targets (contiguous; shared with the caller when they already are) and lse [N].
  * The backward is not differentiable (no double backward). Tests: tests/lua/test_head_ce.lua,
  * tests/gpu/test_head_ce.lua; run: build-x/proteus tests/run.lua tests/lua/test_head_ce.lua
@@ -62,7 +63,7 @@ static int64_t hc_rows(const pt_tensor *t) {
 /* ---------------- backward ---------------- */
 static pt_status hc_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_tensor *x = node->saved[0], *w = node->saved[1], *tc = node->saved[2], *lse = node->saved[3];
-    pt_tensor *gc = NULL, *gt = NULL, *buf = NULL, *dbuf = NULL, *dwt = NULL, *part = NULL;
+    pt_tensor *gc = NULL, *gt = NULL, *buf = NULL, *dbuf = NULL, *dw = NULL, *part = NULL;
     const pt_device dev = x->device;
     const pt_dtype dt = x->dtype;
     pt_matmul_kernel mm = (pt_matmul_kernel)pt_kernel_find("matmul", dev.type, dt);
@@ -73,15 +74,15 @@ static pt_status hc_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     const int64_t n = hc_rows(x), C = x->shape[x->ndim - 1], V = w->shape[0], ck = node->i[1];
     const int mean = node->i[0] == PT_CE_MEAN;
     const size_t es = pt_dtype_size(dt);
-    int64_t bshape[2] = {ck, V}, wtshape[2] = {C, V};
+    int64_t bshape[2] = {ck, V}, wshape[2] = {V, C};
     pt_status st = pt_tensor_to(&gt, g, dt, dev, 0);
     if (!st) st = pt_tensor_contiguous_raw(&gc, gt);
     if (!st && nx) st = pt_tensor_zeros(&gin[0], dt, dev, x->ndim, x->shape);
-    if (!st && nw) st = pt_tensor_zeros(&dwt, dt, dev, 2, wtshape);
+    if (!st && nw) st = pt_tensor_zeros(&dw, dt, dev, 2, wshape);
     if (!st && n > 0) /* C = 0: no GEMM writes the logits, they stay 0 */
         st = C > 0 ? pt_tensor_empty(&buf, dt, dev, 2, bshape) : pt_tensor_zeros(&buf, dt, dev, 2, bshape);
     if (!st && n > 0) st = pt_tensor_empty(&dbuf, dt, dev, 2, bshape);
-    if (!st && nw && C > 0 && n > ck) st = pt_tensor_empty(&part, dt, dev, 2, wtshape);
+    if (!st && nw && C > 0 && n > ck) st = pt_tensor_empty(&part, dt, dev, 2, wshape);
     const void *xp = n > 0 ? pt_tensor_data(x) : NULL, *wp = pt_tensor_data(w);
     const int64_t *tp = n > 0 ? pt_tensor_data(tc) : NULL;
     for (int64_t r0 = 0; !st && r0 < n; r0 += ck) {
@@ -97,20 +98,20 @@ static pt_status hc_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
         if (st || C == 0) continue;
         if (nx) hc_gemm(mm, m, C, V, pt_tensor_data(dbuf), 0, V, wp, 0, C, hc_at(pt_tensor_data(gin[0]), r0 * C, es));
         if (nw) {
-            hc_gemm(mm, C, V, m, xc, 1, C, pt_tensor_data(dbuf), 0, V, pt_tensor_data(r0 == 0 ? dwt : part));
-            if (r0 > 0) st = pt_add_(dwt, part, 1.0);
+            hc_gemm(mm, V, C, m, pt_tensor_data(dbuf), 1, V, xc, 0, C, pt_tensor_data(r0 == 0 ? dw : part));
+            if (r0 > 0) st = pt_add_(dw, part, 1.0);
         }
     }
-    if (!st && nw) { /* dw [V, C] = the transpose of dwᵀ, as a view (autograd copies it to a contiguous .grad) */
-        int64_t shape[2] = {V, C}, stride[2] = {1, V};
-        st = pt_tensor_view_of(&gin[1], dwt, 2, shape, stride, dwt->offset);
+    if (!st && nw) { /* dw [V, C], contiguous: autograd takes it as .grad without a copy */
+        gin[1] = dw;
+        dw = NULL;
     }
     pt_tensor_release(gt);
     pt_tensor_release(gc);
     pt_tensor_release(buf);
     pt_tensor_release(dbuf);
     pt_tensor_release(part);
-    pt_tensor_release(dwt);
+    pt_tensor_release(dw);
     if (st) { /* the caller releases nothing it did not get */
         pt_tensor_release(gin[0]);
         gin[0] = NULL;

@@ -8,7 +8,9 @@
  * transpose flag); other layouts are copied to contiguous first. [.., M, K] · [K, N] with a
  * contiguous left operand is folded into one [(..)·M, K] · [K, N] GEMM.
  * Backward: gA = g · Bᵀ, gB = Aᵀ · g, with broadcast batch dims summed back (pt_sum_to_shape) and
- * [.., M, K]ᵀ · [.., M, N] folded into one GEMM when B has no batch dims. inverse: gA = -Yᵀ g Yᵀ.
+ * [.., M, K]ᵀ · [.., M, N] folded into one GEMM when B has no batch dims. x · W:transpose(1, 2)
+ * (a linear layer) records W itself and computes dW = gᵀ · x in W's layout (pt_mm_transposed_weight).
+ * inverse: gA = -Yᵀ g Yᵀ.
  * QR and Cholesky are not differentiable: a backward through them is an error that says so.
  *
  * Tests: tests/c/test_matmul.c (exact values, errors, f64 gradient checks),
@@ -64,6 +66,21 @@ static pt_status pt_mm_promote(pt_tensor **out, pt_tensor *t, int front) {
 }
 
 static pt_status pt_matmul_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin);
+
+/* x · Wᵀ (a linear layer): b is the 2-d transpose view of a 2-d W (b = W:transpose(1, 2), its
+ * grad_fn the permute {1, 0} of W, no retain_grad on b). Returns W, else NULL. The matmul node then
+ * takes W itself as its second input and its backward computes dW = gᵀ · x, [N, K] in W's own
+ * layout, instead of dB = xᵀ · g followed by the permute backward's transposed view, which the
+ * gradient accumulation would copy to contiguous (a strided transpose of every weight gradient). */
+static pt_tensor *pt_mm_transposed_weight(const pt_tensor *a, const pt_tensor *b) {
+    if (a->ndim < 2 || b->ndim != 2 || b->retain_grad || !b->grad_fn) return NULL;
+    const pt_node *n = b->grad_fn;
+    if (strcmp(n->name, "permute") != 0 || n->n_inputs != 1 || !n->inputs[0]) return NULL;
+    pt_tensor *w = n->inputs[0];
+    if (w->ndim != 2 || n->i[0] != 1 || n->i[1] != 0) return NULL;
+    if (w->shape[0] != b->shape[1] || w->shape[1] != b->shape[0]) return NULL;
+    return w;
+}
 
 /* The computation on promoted (>= 2-d) operands; out already allocated with numel B*M*N. */
 static pt_status pt_matmul_run(pt_tensor *out, pt_tensor *a2, pt_tensor *b2, int bn, const int64_t *bshape) {
@@ -191,8 +208,11 @@ pt_status pt_matmul(pt_tensor **out, pt_tensor *a, pt_tensor *b) {
     st = pt_tensor_empty(out, a->dtype, a->device, on, oshape);
     if (!st) st = pt_matmul_run(*out, a2, b2, bn, bshape);
     if (!st) {
-        pt_tensor *in[2] = {a, b};
-        st = pt_autograd_record(*out, "matmul", pt_matmul_bwd, 2, in, 0, NULL, NULL);
+        pt_tensor *w = pt_mm_transposed_weight(a, b);
+        pt_tensor *in[2] = {a, w ? w : b};
+        pt_node *node = NULL;
+        st = pt_autograd_record(*out, "matmul", pt_matmul_bwd, 2, in, 0, NULL, &node);
+        if (!st && node) node->i[0] = w != NULL;
     }
 done:
     pt_tensor_release(a2);
@@ -201,7 +221,33 @@ done:
 }
 
 /* gA = g · Bᵀ, gB = Aᵀ · g on the promoted shapes, summed back to the input shapes. */
+static pt_status pt_matmul_wt_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
+    pt_tensor *a = node->inputs[0], *w = node->inputs[1];
+    pt_tensor *t = NULL, *s = NULL, *af = NULL, *gf = NULL;
+    pt_status st = PT_OK;
+    if (pt_node_needs_grad(node, 0)) { /* dA = g · W (the transpose of Wᵀ) */
+        st = pt_matmul(&s, g, w);
+        if (!st) st = pt_reshape(&gin[0], s, a->ndim, a->shape);
+        pt_tensor_release(s);
+        s = NULL;
+    }
+    if (!st && pt_node_needs_grad(node, 1)) { /* dW = gᵀ · A over the folded rows: [N, M] · [M, K] */
+        int64_t fa[2] = {-1, a->shape[a->ndim - 1]}, fg[2] = {-1, g->shape[g->ndim - 1]};
+        st = pt_reshape(&af, a, 2, fa);
+        if (!st) st = pt_reshape(&gf, g, 2, fg);
+        if (!st) st = pt_transpose(&t, gf, 0, 1);
+        if (!st) st = pt_matmul(&s, t, af);
+        if (!st) st = pt_reshape(&gin[1], s, w->ndim, w->shape);
+    }
+    pt_tensor_release(t);
+    pt_tensor_release(s);
+    pt_tensor_release(af);
+    pt_tensor_release(gf);
+    return st;
+}
+
 static pt_status pt_matmul_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
+    if (node->i[0]) return pt_matmul_wt_bwd(node, g, gin);
     pt_tensor *a = node->inputs[0], *b = node->inputs[1];
     pt_tensor *a2 = NULL, *b2 = NULL, *g2 = NULL, *t = NULL, *p = NULL, *s = NULL, *af = NULL, *gf = NULL;
     pt_status st = a->ndim == 1 ? pt_unsqueeze(&a2, a, 0) : (pt_tensor_retain(a2 = a), PT_OK);

@@ -13,8 +13,8 @@
  *
  * Forward, per chunk of rows [r0, r0 + n): logits_c = x_c · wᵀ, then "softcap_ce" -> nll, lse.
  * Only lse [N] is saved (with x, w, targets). Backward, per chunk: recompute logits_c, "softcap_ce_bwd"
- * -> dlogits_c, dx_c = dlogits_c · w, dwᵀ += x_cᵀ · dlogits_c. Extra memory: two chunks of logits
- * (logits_c, dlogits_c) plus, with more than one chunk, one [C, V] partial of dwᵀ.
+ * -> dlogits_c, dx_c = dlogits_c · w, dw += dlogits_cᵀ · x_c. Extra memory: two chunks of logits
+ * (logits_c, dlogits_c) plus, with more than one chunk, one [V, C] partial of dw.
  * With one chunk (chunk >= N) the GEMM and kernel calls are the unfused path's, so loss, dx and dw are
  * bit for bit the same (tested on OpenBLAS). With several chunks only the rounding differs: the BLAS may
  * take another code path for a small row count (gemv for one row), and dw is summed chunk by chunk.

@@ -2,7 +2,8 @@
  *
  * Layout: the front collapses contiguous dims, so a kernel sees `rows` of the last dim; each row's
  * input offsets come from the outer index, the inner loop runs over the last dim with its strides
- * (1 or 0 in the common cases, which the compiler vectorises). Rows are split over OpenMP threads
+ * (1 or 0 in the common cases, which have their own loops with constant strides so that the compiler
+ * vectorises them; the values are the same as the strided loop's). Rows are split over OpenMP threads
  * when the tensor is large. Plain loops: this file is the oracle the CUDA kernels are tested against.
  */
 #include <math.h>
@@ -28,20 +29,48 @@ static inline int64_t pt_row_off(const pt_ew_args *g, const int64_t *s, int64_t 
 #define PT_ROWS(g) ((g)->n / (g)->shape[(g)->ndim - 1])
 #define PT_INNER(g) ((g)->shape[(g)->ndim - 1])
 
+/* A long last dim (the whole tensor, when the front has collapsed a contiguous operation to one
+ * row) is cut into pieces of PT_PIECE elements so that the OpenMP threads share it: the parallel
+ * loops run over (row, piece) tasks. Each element is still computed once by the same expression. */
+#define PT_PIECE 16384
+#define PT_PIECES(inner) ((inner) > PT_PIECE ? ((inner) + PT_PIECE - 1) / PT_PIECE : 1)
+
 /* ---- binary ---- */
 #define BIN_LOOP(TO, TI, EXPR)                                                              \
     do {                                                                                    \
         const TI *A = g->a, *B = g->b;                                                      \
         TO *O = g->out;                                                                     \
-        int64_t rows = PT_ROWS(g), inner = PT_INNER(g);                                     \
+        int64_t rows = PT_ROWS(g), inner0 = PT_INNER(g), np = PT_PIECES(inner0);            \
         int64_t la = g->sa[g->ndim - 1], lb = g->sb[g->ndim - 1];                           \
         _Pragma("omp parallel for if (g->n > PT_OMP_MIN)")                                  \
-        for (int64_t r = 0; r < rows; r++) {                                                \
-            const TI *pa = A + pt_row_off(g, g->sa, r), *pb = B + pt_row_off(g, g->sb, r);  \
-            TO *po = O + r * inner;                                                         \
-            for (int64_t i = 0; i < inner; i++) {                                           \
-                TI x = pa[i * la], y = pb[i * lb];                                          \
-                po[i] = (EXPR);                                                             \
+        for (int64_t task = 0; task < rows * np; task++) {                                  \
+            const int64_t r = task / np, i0 = (task % np) * PT_PIECE;                       \
+            const int64_t inner = inner0 - i0 < PT_PIECE || np == 1 ? inner0 - i0 : PT_PIECE; \
+            const TI *pa = A + pt_row_off(g, g->sa, r) + i0 * la;                           \
+            const TI *pb = B + pt_row_off(g, g->sb, r) + i0 * lb;                           \
+            TO *po = O + r * inner0 + i0;                                                   \
+            if (la == 1 && lb == 1) {                                                       \
+                for (int64_t i = 0; i < inner; i++) {                                       \
+                    TI x = pa[i], y = pb[i];                                                \
+                    po[i] = (EXPR);                                                         \
+                }                                                                           \
+            } else if (la == 1 && lb == 0) {                                                \
+                const TI y = pb[0];                                                         \
+                for (int64_t i = 0; i < inner; i++) {                                       \
+                    TI x = pa[i];                                                           \
+                    po[i] = (EXPR);                                                         \
+                }                                                                           \
+            } else if (la == 0 && lb == 1) {                                                \
+                const TI x = pa[0];                                                         \
+                for (int64_t i = 0; i < inner; i++) {                                       \
+                    TI y = pb[i];                                                           \
+                    po[i] = (EXPR);                                                         \
+                }                                                                           \
+            } else {                                                                        \
+                for (int64_t i = 0; i < inner; i++) {                                       \
+                    TI x = pa[i * la], y = pb[i * lb];                                      \
+                    po[i] = (EXPR);                                                         \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
     } while (0)
@@ -135,14 +164,24 @@ PT_REGISTER_KERNEL(ew_binary_s, PT_DEV_CPU, PT_I32, bins_i32)
     do {                                                                                    \
         const T *A = g->a;                                                                  \
         T *O = g->out;                                                                      \
-        int64_t rows = PT_ROWS(g), inner = PT_INNER(g), la = g->sa[g->ndim - 1];            \
+        int64_t rows = PT_ROWS(g), inner0 = PT_INNER(g), la = g->sa[g->ndim - 1];           \
+        int64_t np = PT_PIECES(inner0);                                                     \
         _Pragma("omp parallel for if (g->n > PT_OMP_MIN)")                                  \
-        for (int64_t r = 0; r < rows; r++) {                                                \
-            const T *pa = A + pt_row_off(g, g->sa, r);                                      \
-            T *po = O + r * inner;                                                          \
-            for (int64_t i = 0; i < inner; i++) {                                           \
-                T x = pa[i * la];                                                           \
-                po[i] = (EXPR);                                                             \
+        for (int64_t task = 0; task < rows * np; task++) {                                  \
+            const int64_t r = task / np, i0 = (task % np) * PT_PIECE;                       \
+            const int64_t inner = inner0 - i0 < PT_PIECE || np == 1 ? inner0 - i0 : PT_PIECE; \
+            const T *pa = A + pt_row_off(g, g->sa, r) + i0 * la;                            \
+            T *po = O + r * inner0 + i0;                                                    \
+            if (la == 1) {                                                                  \
+                for (int64_t i = 0; i < inner; i++) {                                      \
+                    T x = pa[i];                                                            \
+                    po[i] = (EXPR);                                                         \
+                }                                                                           \
+            } else {                                                                        \
+                for (int64_t i = 0; i < inner; i++) {                                       \
+                    T x = pa[i * la];                                                       \
+                    po[i] = (EXPR);                                                         \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
     } while (0)
@@ -375,12 +414,18 @@ PT_REGISTER_KERNEL(ew_sum_to, PT_DEV_CPU, PT_F64, sumto_f64)
         const T *B = g->b;                                                                  \
         T *O = g->out;                                                                      \
         T s = (T)g->s;                                                                      \
-        int64_t rows = PT_ROWS(g), inner = PT_INNER(g), lb = g->sb[g->ndim - 1];            \
+        int64_t rows = PT_ROWS(g), inner0 = PT_INNER(g), lb = g->sb[g->ndim - 1];           \
+        int64_t np = PT_PIECES(inner0);                                                     \
         _Pragma("omp parallel for if (g->n > PT_OMP_MIN)")                                  \
-        for (int64_t r = 0; r < rows; r++) {                                                \
-            const T *pb = B + pt_row_off(g, g->sb, r);                                      \
-            T *po = O + r * inner;                                                          \
-            for (int64_t i = 0; i < inner; i++) po[i] += s * pb[i * lb];                    \
+        for (int64_t task = 0; task < rows * np; task++) {                                  \
+            const int64_t r = task / np, i0 = (task % np) * PT_PIECE;                       \
+            const int64_t inner = inner0 - i0 < PT_PIECE || np == 1 ? inner0 - i0 : PT_PIECE; \
+            const T *pb = B + pt_row_off(g, g->sb, r) + i0 * lb;                            \
+            T *po = O + r * inner0 + i0;                                                    \
+            if (lb == 1)                                                                    \
+                for (int64_t i = 0; i < inner; i++) po[i] += s * pb[i];                     \
+            else                                                                            \
+                for (int64_t i = 0; i < inner; i++) po[i] += s * pb[i * lb];                \
         }                                                                                   \
     }
 AXPY(axpy_f32, float)

@@ -273,41 +273,76 @@ static pt_status FN(xsa_bwd)(const pt_xsa_args *a) {
     return PT_OK;
 }
 
-/* ---------------- relu², leaky relu², star relu ---------------- */
+/* ---------------- relu², leaky relu², star relu ----------------
+ * One loop per op over contiguous rows (the op switch is outside the loops, so they vectorise). */
 static pt_status FN(act2)(const pt_act2_args *a) {
-    const real *x = a->x, *sc = a->scale, *bi = a->bias;
-    real *o = a->out;
-    const int64_t n = a->n, c = a->c;
+    const real *restrict x = a->x, *restrict sc = a->scale, *restrict bi = a->bias;
+    real *restrict o = a->out;
+    const int64_t n = a->n, c = a->c, nc = n * c;
     const real slope = (real)a->slope;
-#pragma omp parallel for if (n * c > PT_FUSED_OMP_MIN)
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < c; j++) {
-            real v = x[i * c + j], r;
-            switch (a->op) {
-            case PT_ACT2_RELU2: r = v > 0 ? v : 0; o[i * c + j] = r * r; break;
-            case PT_ACT2_LEAKY2: r = v > 0 ? v : v * slope; o[i * c + j] = r * r; break;
-            default: r = v > 0 ? v : 0; o[i * c + j] = r * r * sc[j] + bi[j]; break;
+    switch (a->op) {
+    case PT_ACT2_RELU2:
+#pragma omp parallel for if (nc > PT_FUSED_OMP_MIN)
+        for (int64_t i = 0; i < nc; i++) {
+            const real v = x[i], r = v > 0 ? v : 0;
+            o[i] = r * r;
+        }
+        break;
+    case PT_ACT2_LEAKY2:
+#pragma omp parallel for if (nc > PT_FUSED_OMP_MIN)
+        for (int64_t i = 0; i < nc; i++) {
+            const real v = x[i], r = v > 0 ? v : v * slope;
+            o[i] = r * r;
+        }
+        break;
+    default:
+#pragma omp parallel for if (nc > PT_FUSED_OMP_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            const real *restrict xi = x + i * c;
+            real *restrict oi = o + i * c;
+            for (int64_t j = 0; j < c; j++) {
+                const real v = xi[j], r = v > 0 ? v : 0;
+                oi[j] = r * r * sc[j] + bi[j];
             }
         }
+        break;
+    }
     return PT_OK;
 }
 
 static pt_status FN(act2_bwd)(const pt_act2_args *a) {
-    const real *x = a->x, *sc = a->scale, *g = a->g;
-    real *dx = a->dx;
-    const int64_t n = a->n, c = a->c;
+    const real *restrict x = a->x, *restrict sc = a->scale, *restrict g = a->g;
+    real *restrict dx = a->dx;
+    const int64_t n = a->n, c = a->c, nc = n * c;
     const real slope = (real)a->slope;
     if (dx) {
-#pragma omp parallel for if (n * c > PT_FUSED_OMP_MIN)
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < c; j++) {
-                real v = x[i * c + j], gg = g[i * c + j];
-                switch (a->op) {
-                case PT_ACT2_RELU2: dx[i * c + j] = v > 0 ? 2 * v * gg : 0; break;
-                case PT_ACT2_LEAKY2: dx[i * c + j] = v > 0 ? 2 * v * gg : 2 * v * slope * slope * gg; break;
-                default: dx[i * c + j] = v > 0 ? 2 * v * sc[j] * gg : 0; break;
+        switch (a->op) {
+        case PT_ACT2_RELU2:
+#pragma omp parallel for if (nc > PT_FUSED_OMP_MIN)
+            for (int64_t i = 0; i < nc; i++) {
+                const real v = x[i], gg = g[i];
+                dx[i] = v > 0 ? 2 * v * gg : 0;
+            }
+            break;
+        case PT_ACT2_LEAKY2:
+#pragma omp parallel for if (nc > PT_FUSED_OMP_MIN)
+            for (int64_t i = 0; i < nc; i++) {
+                const real v = x[i], gg = g[i];
+                dx[i] = v > 0 ? 2 * v * gg : 2 * v * slope * slope * gg;
+            }
+            break;
+        default:
+#pragma omp parallel for if (nc > PT_FUSED_OMP_MIN)
+            for (int64_t i = 0; i < n; i++) {
+                const real *restrict xi = x + i * c, *restrict gi = g + i * c;
+                real *restrict di = dx + i * c;
+                for (int64_t j = 0; j < c; j++) {
+                    const real v = xi[j], gg = gi[j];
+                    di[j] = v > 0 ? 2 * v * sc[j] * gg : 0;
                 }
             }
+            break;
+        }
     }
     if (a->op == PT_ACT2_STAR && (a->dscale || a->dbias)) {
         /* per-unit sums over rows: fixed row chunks (independent of the thread count), summed in order */
@@ -345,25 +380,32 @@ static pt_status FN(softcap_ce)(const pt_ce_args *a) {
     const int64_t n = a->n, V = a->V;
     const real cap = (real)a->cap;
     const int capped = a->cap > 0;
-#pragma omp parallel for if (n * V > PT_FUSED_OMP_MIN / 4)
+    const int par = n * V > PT_FUSED_OMP_MIN / 4;
+    const int nthr = par ? omp_get_max_threads() : 1;
+    /* the capped row, computed once per element (one tanh) and read by the max and the sum */
+    real *zbuf = capped ? malloc(sizeof(real) * (size_t)nthr * (size_t)V) : NULL;
+    if (capped && !zbuf)
+        return PT_FAIL(PT_ERR_OOM, "softcap_cross_entropy: out of host memory for a row buffer (V = %lld)",
+                       (long long)V);
+#pragma omp parallel for num_threads(nthr) if (par)
     for (int64_t i = 0; i < n; i++) {
         const real *xi = x + i * V;
+        const real *z = xi;
+        if (capped) {
+            real *zw = zbuf + (size_t)omp_get_thread_num() * (size_t)V;
+            for (int64_t j = 0; j < V; j++) zw[j] = cap * TANH(xi[j] / cap);
+            z = zw;
+        }
         real mx = -INFINITY;
-        for (int64_t j = 0; j < V; j++) {
-            real z = capped ? cap * TANH(xi[j] / cap) : xi[j];
-            mx = z > mx ? z : mx;
-        }
+        for (int64_t j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
         double sum = 0;
-        for (int64_t j = 0; j < V; j++) {
-            real z = capped ? cap * TANH(xi[j] / cap) : xi[j];
-            sum += exp((double)z - (double)mx);
-        }
+        for (int64_t j = 0; j < V; j++) sum += exp((double)z[j] - (double)mx);
         const double l = (double)mx + log(sum);
         const int64_t y = a->targets[i];
-        real zy = capped ? cap * TANH(xi[y] / cap) : xi[y];
         lse[i] = (real)l;
-        nll[i] = (real)(l - (double)zy);
+        nll[i] = (real)(l - (double)z[y]);
     }
+    free(zbuf);
     return PT_OK;
 }
 

@@ -1,5 +1,6 @@
 /* cpu/matmul.c — CPU kernels of the matmul / linear algebra family (signatures in pt_matmul.h):
- * batched GEMM through OpenBLAS cblas_sgemm/dgemm (threaded inside OpenBLAS), and QR, Cholesky and
+ * batched GEMM through OpenBLAS cblas_sgemm/dgemm (a large product in row blocks over the OpenMP
+ * threads, each block a single-threaded OpenBLAS call; see "GEMM" below), and QR, Cholesky and
  * inverse through the LAPACK routines that libopenblas carries.
  *
  * LAPACK is Fortran and column-major; there is no lapacke.h on the build machines, so the routines
@@ -11,6 +12,7 @@
  * Tested by tests/c/test_matmul.c and tests/reference/test_ops_torch.py.
  */
 #include <cblas.h>  /* cblas_sgemm, cblas_dgemm (OpenBLAS; pkg-config openblas) */
+#include <omp.h>    /* the row blocks of a large GEMM run on the OpenMP threads */
 #include <stddef.h> /* size_t */
 #include <stdint.h>
 #include <stdlib.h> /* malloc, free */
@@ -37,16 +39,43 @@ extern void sgetri_(const int *n, float *a, const int *lda, const int *ipiv, flo
 extern void dgetri_(const int *n, double *a, const int *lda, const int *ipiv, double *work, const int *lwork,
                     int *info);
 
-/* ---- GEMM ---- */
+/* ---- GEMM ----
+ * A large single GEMM (batch 1, at least 2·PT_GEMM_ROWS rows, m·n·k >= PT_GEMM_SPLIT_FLOPS) is cut
+ * into blocks of PT_GEMM_ROWS rows of C, and the blocks are shared by the OpenMP threads, each block
+ * one single-threaded OpenBLAS call. Why not OpenBLAS's own threads: the other kernels run on
+ * OpenMP, and with two thread pools on the cores, each one's idle threads (libgomp spinning after a
+ * parallel region, OpenBLAS's sched_yield loop) take the cores from the other's working threads —
+ * the v9 step took twice as long (bench/RESULTS.md, 2026-12-04). Blocks go to whichever thread is
+ * free (dynamic: a thread the OS has paused does not hold the others up). The blocks do not depend
+ * on the thread count, so neither do the values (one thread makes the same calls in order). Smaller
+ * or batched products make one call per matrix and OpenBLAS threads them as it sees fit. */
+#define PT_GEMM_ROWS 128
+#define PT_GEMM_SPLIT_FLOPS 4194304.0
 #define PT_DEF_MATMUL(SUF, T, GEMM)                                                                \
-    static void matmul_##SUF(const pt_matmul_args *g) {                                            \
+    static void gemm_rows_##SUF(const pt_matmul_args *g, int64_t i, int64_t r0, int64_t r1) {      \
         const T *A = g->a, *B = g->b;                                                              \
         T *C = g->out;                                                                             \
-        for (int64_t i = 0; i < g->batch; i++) {                                                   \
-            GEMM(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, \
-                 (int)g->m, (int)g->n, (int)g->k, 1, A + (g->aoff ? g->aoff[i] : 0), (int)g->lda,  \
-                 B + (g->boff ? g->boff[i] : 0), (int)g->ldb, 0, C + i * g->m * g->n, (int)g->n);  \
+        int64_t ao = (g->aoff ? g->aoff[i] : 0) + (g->ta ? r0 : r0 * g->lda);                      \
+        GEMM(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,  \
+             (int)(r1 - r0), (int)g->n, (int)g->k, 1, A + ao, (int)g->lda,                         \
+             B + (g->boff ? g->boff[i] : 0), (int)g->ldb, 0, C + i * g->m * g->n + r0 * g->n,      \
+             (int)g->n);                                                                           \
+    }                                                                                              \
+    static void matmul_##SUF(const pt_matmul_args *g) {                                            \
+        if (g->batch == 1 && g->m >= 2 * PT_GEMM_ROWS &&                                           \
+            (double)g->m * (double)g->n * (double)g->k >= PT_GEMM_SPLIT_FLOPS) {                   \
+            const int64_t nb = (g->m + PT_GEMM_ROWS - 1) / PT_GEMM_ROWS;                           \
+            const int prev = openblas_get_num_threads();                                           \
+            if (prev > 1) openblas_set_num_threads(1);                                             \
+            _Pragma("omp parallel for schedule(dynamic, 1)")                                        \
+            for (int64_t blk = 0; blk < nb; blk++) {                                               \
+                int64_t r0 = blk * PT_GEMM_ROWS, r1 = r0 + PT_GEMM_ROWS < g->m ? r0 + PT_GEMM_ROWS : g->m; \
+                gemm_rows_##SUF(g, 0, r0, r1);                                                     \
+            }                                                                                      \
+            if (prev > 1) openblas_set_num_threads(prev);                                          \
+            return;                                                                                \
         }                                                                                          \
+        for (int64_t i = 0; i < g->batch; i++) gemm_rows_##SUF(g, i, 0, g->m);                     \
     }
 PT_DEF_MATMUL(f32, float, cblas_sgemm)
 PT_DEF_MATMUL(f64, double, cblas_dgemm)

@@ -28,13 +28,12 @@
 -- Flash vs simple: both carry their own rounding, so their difference gets 1.5x TOL.
 local pt = require "proteus"
 local F = require "proteus.functional"
-local cuda = require "proteus.cuda"
 local st = require "proteus.safetensors"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SELF = DEV == "cpu"
+local DEV, SELF = G.DEV, G.SELF
 local RUN_DT = SELF and "f32" or "bf16"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local SEED = G.SEED
 local TOL = { y = 6e-3, grad = 1e-2, row = 8e-2 }
 local B, H, HKV, D = 2, 8, 4, 64
 
@@ -95,9 +94,7 @@ local function check(label, got, want, scale)
   end
 end
 
-local function need_device(T)
-  if not SELF and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
+local need_device = G.need_device
 
 -- ---- child processes (PROTEUS_ATTN is read by the CUDA kernel, so a mode needs its own process) ----
 local here = debug.getinfo(1, "S").source:sub(2)

@@ -12,10 +12,11 @@ local pt = require "proteus"
 local cuda = require "proteus.cuda"
 local dist = require "proteus.dist"
 local optim = require "proteus.optim"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
 local function need_device(T)
   if not dist.has_nccl() then T.skip("this proteus was built without CUDA/NCCL") end
-  if not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
+  G.need_cuda(T)
 end
 
 local tests = {}

@@ -11,18 +11,13 @@
 -- CPU has NaN. Skips without a device. PROTEUS_GPU_TEST_DEVICE=cpu runs the suite against itself
 -- (checks the harness on a machine without a GPU).
 local pt = require "proteus"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local DEV, SEED = G.DEV, G.SEED
 math.randomseed(SEED)
 local M = pt.Tensor
 
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then
-    T.skip("no CUDA device: " .. cuda.unavailable_reason())
-  end
-end
+local need_device = G.need_device
 
 -- bf16 arithmetic exists only on the GPU: the self-check on the CPU leaves it out
 local FLOATS = DEV == "cpu" and { "f32", "f64" } or { "f32", "f64", "bf16" }

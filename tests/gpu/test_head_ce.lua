@@ -8,23 +8,13 @@
 -- in other orders; 1e-10 f64). Skips without a device; PROTEUS_GPU_TEST_DEVICE=cpu checks the harness.
 local pt = require "proteus"
 local F = require "proteus.functional"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local DEV, SEED = G.DEV, G.SEED
 pt.manual_seed(SEED)
 local TOL = { f32 = 2e-5, f64 = 1e-10 }
 
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
-
-local function rel(got, want)
-  local g, w = got:to("cpu"):to("f64"), want:to("cpu"):to("f64")
-  local num = ((g - w) ^ 2):sum():item()
-  local den = (w ^ 2):sum():item()
-  return math.sqrt(num) / math.max(math.sqrt(den), 1e-300)
-end
+local need_device, rel = G.need_device, G.rel
 
 -- loss, dx, dw of the fused op (or the unfused path) on a device, upstream gradient gy (nil for mean)
 local function run(dev, fused, x0, w0, t0, opts, gy)

@@ -7,15 +7,12 @@
 -- each row's contributions in increasing position order on both devices). Skips without a device;
 -- PROTEUS_GPU_TEST_DEVICE=cpu runs it against itself.
 local pt = require "proteus"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local DEV, SEED = G.DEV, G.SEED
 pt.manual_seed(SEED)
 
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
+local need_device = G.need_device
 
 local function same(T, what, got, want)
   local g, w = got:to("cpu"):to("f64"), want:to("cpu"):to("f64")

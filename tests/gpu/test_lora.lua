@@ -4,20 +4,16 @@
 --   build/proteus tests/run.lua tests/gpu/test_lora.lua      (ctest -L gpu; scripts/gpu_tests.sh)
 local pt = require "proteus"
 local F = require "proteus.functional"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-pt.manual_seed(tonumber(os.getenv("PT_TEST_SEED") or "") or os.time())
+local DEV = G.DEV
+pt.manual_seed(G.SEED)
 local TOL = { f32 = 1e-5, f64 = 1e-12 }
-
-local function rel(got, want)
-  local g, w = got:to("cpu"):to("f64"), want:to("cpu"):to("f64")
-  return math.sqrt(((g - w) ^ 2):sum():item()) / math.max(math.sqrt((w ^ 2):sum():item()), 1e-300)
-end
+local rel = G.rel
 
 return {
   lora_matches_cpu = function(T)
-    if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
+    G.need_device(T)
     for _, dt in ipairs { "f32", "f64" } do
       local x, A, B = pt.randn({ 3, 40, 128 }, dt), pt.randn({ 3, 8, 128 }, dt), pt.randn({ 3, 256, 8 }, dt)
       local gy = pt.randn({ 3, 40, 256 }, dt)

@@ -6,21 +6,13 @@
 -- Relative-norm bounds: 1e-5 f32 (no TF32), 1e-12 f64, 1e-2 bf16 (inputs rounded to bf16, fp32
 -- accumulation; the oracle is the f32 product of the same rounded inputs). Skips without a device.
 local pt = require "proteus"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local DEV, SEED = G.DEV, G.SEED
 pt.manual_seed(SEED)
 local TOL = { f32 = 1e-5, f64 = 1e-12, bf16 = 1e-2 }
 
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
-
-local function rel(got, want)
-  local g, w = got:to("cpu"):to("f64"), want:to("cpu"):to("f64")
-  return math.sqrt(((g - w) ^ 2):sum():item()) / math.max(math.sqrt((w ^ 2):sum():item()), 1e-300)
-end
+local need_device, rel = G.need_device, G.rel
 
 local CASES = {
   { { 64, 33 }, { 33, 17 } },

@@ -9,20 +9,12 @@
 -- rounding changes a value by 2^-8). Skips without a device.
 local pt = require "proteus"
 local optim = require "proteus.optim"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local DEV, SEED = G.DEV, G.SEED
 pt.manual_seed(SEED)
 
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
-
-local function rel(got, want)
-  local g, w = got:to("cpu"):to("f64"), want:to("cpu"):to("f64")
-  return math.sqrt(((g - w) ^ 2):sum():item()) / math.max(math.sqrt((w ^ 2):sum():item()), 1e-300)
-end
+local need_device, rel = G.need_device, G.rel
 
 -- runs `steps` steps of make_opt on both devices from the same params and gradients
 local function both(make_opt, shapes, steps, tol, what)

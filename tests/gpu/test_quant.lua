@@ -15,16 +15,13 @@
 -- bound the rows with any difference (at most max(2, R/8)) and the GPTQ objective
 -- Σ_r d_r H d_rᵀ (d = w − q·s) to 2% relative; for C <= block q must be identical. Skips without a device.
 local pt = require "proteus"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 local Q = require "proteus._quant"
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local DEV, SEED = G.DEV, G.SEED
 pt.manual_seed(SEED)
 
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
+local need_device = G.need_device
 
 local function maxdiff(a, b)
   local d = (a:to("cpu"):to("f64") - b:to("cpu"):to("f64")):abs()

@@ -7,24 +7,14 @@
 -- random inputs, and a tie test checks the first-index rule). Skips without a device;
 -- PROTEUS_GPU_TEST_DEVICE=cpu runs it against itself to check the harness.
 local pt = require "proteus"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 local testing = require "proteus.testing"
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local DEV, SEED = G.DEV, G.SEED
 pt.manual_seed(SEED)
 local TOL = { f32 = 1e-5, f64 = 1e-12 }
 
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
-
-local function rel(got, want)
-  local g, w = got:to("cpu"):to("f64"), want:to("cpu"):to("f64")
-  local num = ((g - w) ^ 2):sum():item()
-  local den = (w ^ 2):sum():item()
-  return math.sqrt(num) / math.max(math.sqrt(den), 1e-300)
-end
+local need_device, rel = G.need_device, G.rel
 
 local function check(what, got, want, dt)
   local r = rel(got, want)

@@ -5,13 +5,9 @@
 -- Same seed, same fills in the same order on both devices: uniform and normal in f32 and f64 (odd sizes,
 -- so partial Philox blocks are covered) and randint must be bit-identical. Skips without a device.
 local pt = require "proteus"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
+local DEV, need_device = G.DEV, G.need_device
 
 local function fills(dev)
   pt.manual_seed(20261123)

@@ -6,10 +6,9 @@
 -- Skips without a device.
 local pt = require "proteus"
 local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local function need_device(T)
-  if not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
+local need_device = G.need_cuda -- these tests use "cuda" itself: no CPU self-check
 
 local tests = {}
 

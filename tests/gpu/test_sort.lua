@@ -10,47 +10,12 @@
 -- order). Shapes include empty ones and every dim. Skips without a device;
 -- PROTEUS_GPU_TEST_DEVICE=cpu runs it against itself. PT_TEST_SEED=N repeats one set of inputs.
 local pt = require "proteus"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
-local SEED = tonumber(os.getenv("PT_TEST_SEED") or "") or os.time()
+local DEV, SEED = G.DEV, G.SEED
 pt.manual_seed(SEED)
 
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
-
--- the elements of t (any device) as Lua numbers (i64 as integers), row-major
-local function flat(t)
-  local c = t:to("cpu")
-  c = c:to(c:dtype() == "i64" and "i64" or "f64"):contiguous()
-  local out = {}
-  for i = 1, c:numel() do out[i] = c:flat_get(i) end
-  return out, c:shape()
-end
-
--- exact comparison (NaN equals NaN); tol > 0: |got - want| <= tol * max(1, |want|)
-local function same(T, what, got, want, tol)
-  local g, gs = flat(got)
-  local w, ws = flat(want)
-  T.eq(gs, ws, what .. " shape")
-  tol = tol or 0
-  for i = 1, #w do
-    local a, b = g[i], w[i]
-    local ok
-    if b ~= b then
-      ok = a ~= a
-    elseif tol == 0 or a == b then
-      ok = a == b
-    else
-      ok = math.abs(a - b) <= tol * math.max(1, math.abs(b))
-    end
-    if not ok then
-      error(string.format("%s (seed %d): element %d is %s on %s, %s on the cpu", what, SEED, i, tostring(a), DEV,
-        tostring(b)), 2)
-    end
-  end
-end
+local need_device, flat, same = G.need_device, G.flat, G.same
 
 -- small integers (many ties) with +-0, +-inf and NaN spread in (float dtypes)
 local function tricky(shape, dt)

@@ -8,14 +8,11 @@
 local pt = require "proteus"
 local nn = require "proteus.nn"
 local optim = require "proteus.optim"
-local cuda = require "proteus.cuda"
+local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
-local DEV = os.getenv("PROTEUS_GPU_TEST_DEVICE") or "cuda"
+local DEV = G.DEV
 local STEPS = tonumber(os.getenv("PT_GPU_STEPS") or "") or 5
-
-local function need_device(T)
-  if DEV ~= "cpu" and not cuda.is_available() then T.skip("no CUDA device: " .. cuda.unavailable_reason()) end
-end
+local need_device = G.need_device
 
 local CFG = { vocab_size = 1024, num_layers = 4, model_dim = 128, num_heads = 4, num_kv_heads = 2, mlp_mult = 3,
   rope_base = 50000, rope_train_seq_len = 1024, init = "orthogonal", depth_scale = true, bigram_vocab_size = 2048,

@@ -1,6 +1,6 @@
 /* pt_matmul.h — kernel signatures of the matmul / linear algebra family, registered in pt_dispatch.h's
- * table by src/kernels/cpu/matmul.c (OpenBLAS + LAPACK) and, later, src/kernels/cuda/matmul.cu
- * (cuBLAS). The op fronts live in src/kernels/matmul.c.
+ * table by src/kernels/cpu/matmul.c (OpenBLAS + LAPACK), src/kernels/cuda/matmul.cu (cuBLAS) and
+ * src/kernels/cuda/linalg.cu (cuSOLVER: qr, cholesky, inverse). The op fronts live in src/kernels/matmul.c.
  *
  * Dimension letters: B batch (broadcast batch dims flattened), M rows of A and C, K inner, N columns
  * of B and C.

@@ -6,8 +6,8 @@
  * cublasGemmEx per batch element (the fronts flatten a batched-by-2-D product into one GEMM, so the
  * model's linears are one call); f32 and f64 compute in their own precision (no TF32), bf16 inputs use
  * fp32 accumulation. The handle is created per device on first use and bound to the compute stream.
- * QR, Cholesky and inverse have no GPU kernel yet: the op names the missing kernel (quantization runs
- * them on the CPU). NOT YET RUN ON A GPU; tests/gpu/test_matmul.lua compares with the CPU.
+ * QR, Cholesky and inverse are in linalg.cu (cuSOLVER). NOT YET RUN ON A GPU; tests/gpu/test_matmul.lua
+ * compares with the CPU.
  */
 #include <cublas_v2.h>
 

@@ -449,6 +449,18 @@ static pt_status pt_ce_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     return st;
 }
 
+pt_status pt_ce_mean(pt_tensor **out, pt_tensor *nll) {
+    *out = NULL;
+    const int64_t n = pt_tensor_numel(nll);
+    pt_tensor *n64 = NULL;
+    PT_TRY(pt_tensor_to(&n64, nll, PT_F64, PT_CPU, 0));
+    const double *p = pt_tensor_data(n64);
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += p[i]; /* f64, in row order */
+    pt_tensor_release(n64);
+    return pt_tensor_full(out, nll->dtype, nll->device, 0, NULL, sum / (double)n);
+}
+
 pt_status pt_softcap_cross_entropy(pt_tensor **out, pt_tensor *logits, pt_tensor *targets, double softcap,
                                    pt_ce_reduction reduction) {
     *out = NULL;
@@ -497,16 +509,7 @@ pt_status pt_softcap_cross_entropy(pt_tensor **out, pt_tensor *logits, pt_tensor
         st = k(&a);
     }
     if (!st && reduction == PT_CE_MEAN) {
-        /* f64 accumulation of the mean, in order */
-        pt_tensor *n64 = NULL;
-        st = pt_tensor_to(&n64, nll, PT_F64, PT_CPU, 0);
-        double sum = 0;
-        if (!st) {
-            const double *p = pt_tensor_data(n64);
-            for (int64_t i = 0; i < n; i++) sum += p[i];
-        }
-        pt_tensor_release(n64);
-        if (!st) st = pt_tensor_full(out, logits->dtype, logits->device, 0, NULL, sum / (double)n);
+        st = pt_ce_mean(out, nll);
     } else if (!st) {
         *out = nll;
         nll = NULL;

@@ -222,15 +222,7 @@ pt_status pt_linear_softcap_cross_entropy(pt_tensor **out, pt_tensor *x, pt_tens
         st = ce(&a);
     }
     if (!st && reduction == PT_CE_MEAN) { /* f64 sum in row order, as pt_softcap_cross_entropy */
-        pt_tensor *n64 = NULL;
-        st = pt_tensor_to(&n64, nll, PT_F64, PT_CPU, 0);
-        double sum = 0;
-        if (!st) {
-            const double *p = pt_tensor_data(n64);
-            for (int64_t i = 0; i < n; i++) sum += p[i];
-        }
-        pt_tensor_release(n64);
-        if (!st) st = pt_tensor_full(out, dt, dev, 0, NULL, sum / (double)n);
+        st = pt_ce_mean(out, nll);
     } else if (!st) {
         *out = nll;
         nll = NULL;

@@ -51,6 +51,9 @@ pt_status pt_xsa(pt_tensor **out, pt_tensor *y, pt_tensor *v);
 pt_status pt_relu2(pt_tensor **out, pt_tensor *x);
 pt_status pt_leaky_relu2(pt_tensor **out, pt_tensor *x, double slope);
 pt_status pt_star_relu(pt_tensor **out, pt_tensor *x, pt_tensor *scale, pt_tensor *bias);
+/* the mean of a per-position NLL tensor as a 0-d tensor on its device and dtype: an f64 sum in row
+ * order (the CE ops' reduction "mean"; nll must be contiguous and non-empty) */
+pt_status pt_ce_mean(pt_tensor **out, pt_tensor *nll);
 pt_status pt_softcap_cross_entropy(pt_tensor **out, pt_tensor *logits, pt_tensor *targets, double softcap,
                                    pt_ce_reduction reduction);
 pt_status pt_bigram_hash(pt_tensor **out, pt_tensor *tokens, int64_t buckets);

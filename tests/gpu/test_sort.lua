@@ -1,5 +1,5 @@
 -- tests/gpu/test_sort.lua — CUDA sort, topk, kthvalue, quantile (src/kernels/cuda/sort.cu) and
--- scatter_add (src/kernels/cuda/scatter.cu) against the CPU oracle.
+-- scatter_add (src/kernels/cuda/index.cu) against the CPU oracle.
 --
 --   build/proteus tests/run.lua tests/gpu/test_sort.lua      (ctest -L gpu; scripts/gpu_tests.sh)
 --

@@ -11,8 +11,10 @@
  *                 over the D rows, stable in j) and uploaded; then one thread per (row, column) walks
  *                 its row's list in order. Embedding / index_select backward.
  *   gather        every dtype: thread per index element.
- *   scatter_add   in scatter.cu (atomicAdd: exact for integers, float sums in another order than the
- *                 CPU's sequential one when indices collide).
+ *   scatter_add   f32, f64, i64, i32: thread per source element, atomicAdd. Not bitwise deterministic
+ *                 for floats when indices collide (the CPU adds in increasing e; atomics land in any
+ *                 order); exact for integers and without collisions (gather's backward with a
+ *                 permutation). tests/gpu/test_sort.lua compares it with the CPU.
  * NOT YET RUN ON A GPU (no device was lent when this was written); tests/gpu/test_index.lua compares
  * each kernel with the CPU.
  */
@@ -236,3 +238,44 @@ PT_REGISTER_KERNEL(gather, PT_DEV_CUDA, PT_F64, cu_gather)
 PT_REGISTER_KERNEL(gather, PT_DEV_CUDA, PT_BF16, cu_gather)
 PT_REGISTER_KERNEL(gather, PT_DEV_CUDA, PT_I64, cu_gather)
 PT_REGISTER_KERNEL(gather, PT_DEV_CUDA, PT_I32, cu_gather)
+
+/* ---------------------------------------------------------------- scatter_add */
+__device__ __forceinline__ void pt_sc_add(float *p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void pt_sc_add(double *p, double v) { atomicAdd(p, v); }
+__device__ __forceinline__ void pt_sc_add(int32_t *p, int32_t v) { atomicAdd((int *)p, (int)v); }
+__device__ __forceinline__ void pt_sc_add(int64_t *p, int64_t v) {
+    atomicAdd((unsigned long long *)p, (unsigned long long)v); /* wraps like two's complement */
+}
+
+/* gather's loop with the roles swapped: the index picks the output coordinate along dim */
+template <typename T>
+__global__ void k_scatter_add(pt_gather_args a) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < a.n; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t rem = e, so = 0, oo = 0;
+#pragma unroll
+        for (int d = PT_MAX_DIMS - 1; d >= 0; d--) {
+            if (d >= a.ndim) continue;
+            int64_t c = rem % a.shape[d];
+            rem /= a.shape[d];
+            int64_t oc = d == a.dim ? pt_idx_ld(a.idx, a.idx_dtype, e) : c;
+            oo += oc * a.os[d];
+            so += c * a.ss[d];
+        }
+        pt_sc_add((T *)a.out + oo, ((const T *)a.src)[so]);
+    }
+}
+
+template <typename T>
+static void cu_scatter_add(const pt_gather_args *a) {
+    if (a->n == 0) return;
+    k_scatter_add<T><<<pt_ix_blocks(a->n), PT_IX_THREADS, 0, pt_cuda_compute_stream()>>>(*a);
+    pt_cuda_launch_check("scatter_add");
+}
+static void cu_scatter_add_f32(const pt_gather_args *a) { cu_scatter_add<float>(a); }
+static void cu_scatter_add_f64(const pt_gather_args *a) { cu_scatter_add<double>(a); }
+static void cu_scatter_add_i64(const pt_gather_args *a) { cu_scatter_add<int64_t>(a); }
+static void cu_scatter_add_i32(const pt_gather_args *a) { cu_scatter_add<int32_t>(a); }
+PT_REGISTER_KERNEL(scatter_add, PT_DEV_CUDA, PT_F32, cu_scatter_add_f32)
+PT_REGISTER_KERNEL(scatter_add, PT_DEV_CUDA, PT_F64, cu_scatter_add_f64)
+PT_REGISTER_KERNEL(scatter_add, PT_DEV_CUDA, PT_I64, cu_scatter_add_i64)
+PT_REGISTER_KERNEL(scatter_add, PT_DEV_CUDA, PT_I32, cu_scatter_add_i32)

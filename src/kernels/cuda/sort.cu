@@ -21,8 +21,7 @@
  * rng_randperm (i64): the CPU's keys (one 64-bit key per index from Philox block offset + j / 2,
  * words 2(j % 2), 2(j % 2) + 1, via pt_rng_block of pt_rng.h) sorted by (key, index) with a stable
  * cub::DeviceRadixSort::SortPairs over increasing indices: the same permutation as the CPU's qsort.
- * The generator front (src/host/rng.c) asks for the CPU kernel only, so this kernel is not reachable
- * from Lua yet (tests/gpu/test_sort.lua skips its randperm check until the front takes a device).
+ * Reached through pt.randperm(n, {device = "cuda"}) (pt_generator_randperm_on in src/host/rng.c).
  *
  * NOT YET RUN ON A GPU (no device was lent when this was written); tests/gpu/test_sort.lua compares
  * every op with the CPU:  build/proteus tests/run.lua tests/gpu/test_sort.lua

@@ -1463,6 +1463,17 @@ function testing.flat(t) end
 ---@return proteus.Tensor
 function testing.random_fill(t, seed) end
 
+--- s quoted for a POSIX shell command line (single quotes, embedded quotes escaped).
+---@param s any
+---@return string
+function testing.shell_quote(s) end
+
+--- The running proteus binary as an absolute path (for tests that start child processes): $PROTEUS_BIN
+--- when set, else the interpreter at the lowest `arg` index; a bare name is left for PATH to find.
+---@param who? string names the caller in the error when no binary can be found
+---@return string
+function testing.proteus_bin(who) end
+
 -- =================================================================================================
 -- proteus.artifact
 -- =================================================================================================

@@ -13,14 +13,9 @@ local docs = require "proteus.docs"
 local here = debug.getinfo(1, "S").source:sub(2):gsub("[^/]*$", "")
 local root = here .. "../../"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function proteus_bin()
-  local b = os.getenv("PROTEUS_BIN")
-  if b and b ~= "" then return b end
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  return assert(arg and arg[i], "test_docs: cannot find the proteus binary (set PROTEUS_BIN)")
-end
+local testing = require "proteus.testing"
+local q = testing.shell_quote
+local function proteus_bin() return testing.proteus_bin("test_docs") end
 local function abs(p)
   if p:sub(1, 1) == "/" then return p end
   local h = io.popen("pwd")

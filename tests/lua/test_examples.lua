@@ -11,7 +11,8 @@
 -- (/usr/bin/python3); without it the example says so and the test skips with that line.
 local here = debug.getinfo(1, "S").source:sub(2):gsub("[^/]*$", "")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local testing = require "proteus.testing"
+local q = testing.shell_quote
 local function sh_line(cmd)
   local p = io.popen(cmd)
   local s = p:read("l")
@@ -23,13 +24,7 @@ local function abs(p)
   return sh_line("pwd") .. "/" .. p
 end
 local root = abs(here .. "../..")
-local function proteus_bin()
-  local b = os.getenv("PROTEUS_BIN")
-  if b and b ~= "" then return abs(b) end
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  return abs(assert(arg and arg[i], "test_examples: cannot find the proteus binary (set PROTEUS_BIN)"))
-end
+local function proteus_bin() return testing.proteus_bin("test_examples") end
 
 -- runs `proteus [flags] examples/NAME.lua args` in a fresh temporary directory; returns ok, output, dir
 local function example(name, args, opts)

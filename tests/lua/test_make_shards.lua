@@ -17,15 +17,10 @@ local RECIPE = root .. "lua/recipes/make_shards.lua"
 local SP1024 = root .. "data/tokenizers/fineweb_1024_bpe.model"
 local SHARED = root .. "../shared/data/"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local testing = require "proteus.testing"
+local q = testing.shell_quote
 
-local function proteus_bin()
-  local b = os.getenv("PROTEUS_BIN")
-  if b and b ~= "" then return b end
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end -- the interpreter is the lowest index
-  return assert(arg and arg[i], "test_make_shards: cannot find the proteus binary (set PROTEUS_BIN)")
-end
+local function proteus_bin() return testing.proteus_bin("test_make_shards") end
 
 -- runs the recipe with args (a shell-ready string); env: a prefix such as "PATH=/x"
 local function make(args, env)

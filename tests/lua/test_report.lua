@@ -13,15 +13,10 @@ local here = debug.getinfo(1, "S").source:sub(2):gsub("[^/]*$", "")
 local root = here .. "../../"
 local REPORT = root .. "lua/recipes/report.lua"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local testing = require "proteus.testing"
+local q = testing.shell_quote
 
-local function proteus_bin()
-  local b = os.getenv("PROTEUS_BIN")
-  if b and b ~= "" then return b end
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end -- the interpreter is the lowest index
-  return assert(arg and arg[i], "test_report: cannot find the proteus binary (set PROTEUS_BIN)")
-end
+local function proteus_bin() return testing.proteus_bin("test_report") end
 
 -- runs the report with args; returns ok, output (stdout + stderr)
 local function report(args)

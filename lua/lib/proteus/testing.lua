@@ -114,4 +114,25 @@ end
 
 testing.random_fill = function(t, seed) return fill_random(t, lcg(seed or 1)) end
 
+--- s quoted for a POSIX shell command line (single quotes, embedded quotes escaped).
+function testing.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- The running proteus binary as an absolute path, for tests that start child processes:
+-- $PROTEUS_BIN when set, else the interpreter at the lowest `arg` index (`build/proteus tests/run.lua ...`).
+-- `who` names the caller in the error when neither is available.
+function testing.proteus_bin(who)
+  local b = os.getenv("PROTEUS_BIN")
+  if not (b and b ~= "") then
+    local i = -1
+    while arg and arg[i - 1] do i = i - 1 end -- the interpreter is the lowest index
+    b = assert(arg and arg[i], (who or "testing.proteus_bin") .. ": cannot find the proteus binary (set PROTEUS_BIN)")
+  end
+  if b:sub(1, 1) == "/" then return b end
+  if not b:find("/", 1, true) then return b end -- found on PATH
+  local h = assert(io.popen("pwd"))
+  local cwd = h:read("l")
+  h:close()
+  return cwd .. "/" .. b
+end
+
 return testing

@@ -159,21 +159,38 @@ local function cat_many(parts)
   return parts[1]
 end
 
--- i64 [#spans, W]: row r holds tokens[a_r, a_r + n_r) right-padded with token 0
-local function input_rows(tokens, spans, W)
+-- The model's device ("cpu" until model:to moved it). Token windows, targets, weights, row indices and
+-- LoRA leaves are built on the CPU (so the generator's stream is the same on every device) and moved
+-- there; the ledger scores on the CPU, so scored logits come back (only the rows being scored).
+local function model_device(model) return model.device or "cpu" end
+local function on(dev, t)
+  if dev ~= "cpu" and t:device() == "cpu" then return t:to(dev) end
+  return t
+end
+
+-- the ledger takes CPU f32 logits: z's rows `rows` (0-based, or all of z when rows is nil), gathered on
+-- z's device, then copied
+local function ledger_logits(z, rows)
+  local lg = z:detach()
+  if rows then lg = lg:index_select(1, on(lg:device(), pt.tensor(rows, "i64"))) end
+  if lg:device() ~= "cpu" then lg = lg:to("cpu") end
+  if not lg:is_contiguous() then lg = lg:contiguous() end
+  return lg
+end
+
+-- i64 [#spans, W] on dev: row r holds tokens[a_r, a_r + n_r) right-padded with token 0
+local function input_rows(tokens, spans, W, dev)
   local parts = {}
   for _, sp in ipairs(spans) do
     parts[#parts + 1] = tokens:tensor(sp[1], sp[1] + sp[2])
     if sp[2] < W then parts[#parts + 1] = pt.zeros({ W - sp[2] }, "i64") end
   end
-  return cat_many(parts):reshape({ #spans, W })
+  return on(dev or "cpu", cat_many(parts):reshape({ #spans, W }))
 end
 
 -- scores rows (0-based, of z [R, V]) at ledger positions; returns Σ NLL
 local function score_rows(ledger, z, rows, positions, sopts)
-  local lg = z:detach():index_select(1, pt.tensor(rows, "i64"))
-  if not lg:is_contiguous() then lg = lg:contiguous() end
-  return ledger:score(positions, lg, sopts)
+  return ledger:score(positions, ledger_logits(z, rows), sopts)
 end
 
 -- turns requires_grad off for every parameter whose name matches pred; returns the restore function
@@ -228,14 +245,14 @@ end
 -- per-document LoRA (independent per batch element) and one TTT step
 -- ---------------------------------------------------------------------------------------------
 
-local function uniform_leaf(shape, bound)
-  local t = pt.rand(shape) * (2 * bound) - bound
+local function uniform_leaf(shape, bound, dev)
+  local t = on(dev, pt.rand(shape) * (2 * bound) - bound)
   t.requires_grad = true
   return t
 end
 
-local function zeros_leaf(shape)
-  local t = pt.zeros(shape)
+local function zeros_leaf(shape, dev)
+  local t = on(dev, pt.zeros(shape))
   t.requires_grad = true
   return t
 end
@@ -256,6 +273,7 @@ function ttt.lora_state(model, B, opts)
   local kvd = c.num_kv_heads * c.head_dim
   local r, rh = opts.lora_rank or 8, opts.head_rank or opts.lora_rank or 8
   local bound = 1 / math.sqrt(d)
+  local dev = model_device(model)
   local st = { q = {}, v = {}, bias = {}, B = B }
   local groups = { q = {}, v = {}, head = {}, bias = {} }
   -- the A matrices in the order q_0, v_0, q_1, v_1, ..., head: from the generator's stream, or (seeds)
@@ -282,7 +300,7 @@ function ttt.lora_state(model, B, opts)
       j = j + 1
       local parts = {}
       for b = 1, B do parts[b] = per[b][j] end
-      local t = cat_many(parts) * (2 * bound) - bound
+      local t = on(dev, cat_many(parts) * (2 * bound) - bound)
       t.requires_grad = true
       return t
     end
@@ -290,20 +308,20 @@ function ttt.lora_state(model, B, opts)
     local j = 0
     next_A = function()
       j = j + 1
-      return uniform_leaf({ B, shapes[j][1], shapes[j][2] }, bound)
+      return uniform_leaf({ B, shapes[j][1], shapes[j][2] }, bound, dev)
     end
   end
   for i = 0, L - 1 do
-    st.q[i] = { next_A(), zeros_leaf({ B, d, r }) }
-    st.v[i] = { next_A(), zeros_leaf({ B, kvd, r }) }
+    st.q[i] = { next_A(), zeros_leaf({ B, d, r }, dev) }
+    st.v[i] = { next_A(), zeros_leaf({ B, kvd, r }, dev) }
     table.move(st.q[i], 1, 2, #groups.q + 1, groups.q)
     table.move(st.v[i], 1, 2, #groups.v + 1, groups.v)
   end
-  st.head = { next_A(), zeros_leaf({ B, V, rh }) }
+  st.head = { next_A(), zeros_leaf({ B, V, rh }, dev) }
   groups.head = { st.head[1], st.head[2] }
   if opts.bias_tuning then
     for i = 0, L - 1 do
-      st.bias[i] = zeros_leaf({ B, 1, d })
+      st.bias[i] = zeros_leaf({ B, 1, d }, dev)
       groups.bias[#groups.bias + 1] = st.bias[i]
     end
   end
@@ -350,6 +368,7 @@ end
 --  lr·lr_mul, gradients cleared (the LoRA's, and those of st.clear_grads: base weights that kept
 --  requires_grad). Returns the loss.
 function ttt.lora_update(st, z, y, w, softcap, lr_mul)
+  y, w = on(z:device(), y), on(z:device(), w)
   local nll = F.softcap_cross_entropy(z, y, { softcap = softcap or 0, reduction = "none" })
   local loss = (nll * w):sum()
   loss:backward()
@@ -410,11 +429,11 @@ end
 
 -- base model, one forward over a whole document (short documents, §3.7)
 local function score_doc_base(model, tokens, ledger, doc, sopts)
-  local x = tokens:tensor(doc.start, doc.start + doc.P):reshape({ 1, doc.P })
+  local x = on(model_device(model), tokens:tensor(doc.start, doc.start + doc.P):reshape({ 1, doc.P }))
   local z = model:logits(x)
   local pos = {}
   for j = 0, doc.P - 1 do pos[j + 1] = doc.start + j + 1 end
-  ledger:score(pos, z:detach(), sopts)
+  ledger:score(pos, ledger_logits(z), sopts)
 end
 
 -- base model with the chunk/window scheme (time-limit fallback §6.1, and adapt = false)
@@ -429,7 +448,7 @@ local function score_chunks_base(c, model, tokens, ledger, doc, sopts)
       spans[#spans + 1] = { doc.start + ws, ce - ws }
       Wb = math.max(Wb, ce - ws)
     end
-    local x = input_rows(tokens, spans, Wb)
+    local x = input_rows(tokens, spans, Wb, model_device(model))
     local z = model:logits(x)
     local rows, pos = {}, {}
     for k = ch, last do
@@ -476,7 +495,7 @@ local function run_batch(c, model, tokens, ledger, docs, sopts, stats)
         local _, ce, ws = chunk_of(c, docs[b], ch)
         spans[#spans + 1] = { docs[b].start + ws, ce - ws }
       end
-      local x = input_rows(tokens, spans, Wc)
+      local x = input_rows(tokens, spans, Wc, model_device(model))
       local z
       if train_any then
         z = ttt.lora_forward(model, st, x, lo)
@@ -493,8 +512,8 @@ local function run_batch(c, model, tokens, ledger, docs, sopts, stats)
           pos[#pos + 1] = d.start + j + 1
         end
       end
-      local zc = z:index_select(1, pt.tensor(rows, "i64")) -- the chunk rows, in `pos` order
-      ledger:score(pos, zc:detach(), sopts)
+      local zc = z:index_select(1, on(z:device(), pt.tensor(rows, "i64"))) -- the chunk rows, in `pos` order
+      ledger:score(pos, ledger_logits(zc), sopts)
       stats.scored = stats.scored + #pos
       -- TRAIN on the chunks just scored (the last chunk of a document never); targets from ledger:grant
       if train_any then
@@ -784,8 +803,9 @@ local function train_on_tokens(model, seqs, mb, softcap, qat)
       j = j + 1
     end
     local B = j - i
-    local x = cat_many(xs):reshape({ B, n })
-    local y = cat_many(ys)
+    local dev = model_device(model)
+    local x = on(dev, cat_many(xs):reshape({ B, n }))
+    local y = on(dev, cat_many(ys))
     local function fwd_bwd() -- a fresh STE swap per micro-batch: each backward frees its graph
       local z = model:logits(x)
       local l = F.softcap_cross_entropy(z, y, { softcap = softcap, reduction = "none" }):sum() * (1 / total)
@@ -916,7 +936,7 @@ function ttt.chunked_full(model, val, opts)
                 pos[#pos + 1] = ws + j + 1
               end
             end
-            local z = model:logits(input_rows(val.tokens, spans, T))
+            local z = model:logits(input_rows(val.tokens, spans, T, model_device(model)))
             score_rows(ledger, z, rows, pos, sopts)
             phases.score.tokens = phases.score.tokens + #pos
             first = last + 1

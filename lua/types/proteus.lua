@@ -767,6 +767,23 @@ function F.softcap_cross_entropy(logits, targets, opts) end
 ---@return proteus.Tensor
 function F.linear_softcap_cross_entropy(x, w, targets, opts) end
 
+--- The MLP's up projection fused with relu²: relu(x · wᵀ)² as one autograd node that saves x, w and
+--- h = x · wᵀ (not the output). On the CPU (f32, f64) bit for bit F.relu2(x:matmul(w:transpose(1, 2)))
+--- and its gradients; on CUDA also bf16, where PROTEUS_LINEAR_ACT=auto|cublas|fused picks cuBLAS +
+--- an activation kernel (the default) or the fused GEMM kernel (src/kernels/pt_linear_act.h).
+---@param x proteus.Tensor [..., in]
+---@param w proteus.Tensor [out, in]
+---@return proteus.Tensor [..., out]
+function F.linear_relu2(x, w) end
+
+--- leaky_relu(x · wᵀ, slope)² as one autograd node (slope default 0.5, #1539's MLP); otherwise as
+--- F.linear_relu2.
+---@param x proteus.Tensor [..., in]
+---@param w proteus.Tensor [out, in]
+---@param slope? number
+---@return proteus.Tensor [..., out]
+function F.linear_leaky_relu2(x, w, slope) end
+
 --- BigramHash bucket ids (i64) of token pairs; position 0 of each row -> buckets − 1 (§3.2).
 ---@param tokens proteus.Tensor i64 [B, T]
 ---@param buckets? integer default 2048
@@ -785,6 +802,29 @@ function F.smear_gate(x, gate) end
 ---@param B proteus.Tensor
 ---@return proteus.Tensor
 function F.lora(x, A, B) end
+
+--- The GPT block's residual mix and its RMS norm in one pass: y = x⊙wx + (x0⊙w0)·x0_scale, h =
+--- rms_norm(y, eps)·scale. Two autograd nodes (y, and h on y), so gradients reach x, x0, wx, w0 through
+--- both outputs. On the CPU bit for bit `x * wx + x0 * w0` (or `x + (x0 * w0) * x0_scale`) and F.rms_norm.
+---@param x proteus.Tensor [..., C]
+---@param x0 proteus.Tensor the shape of x
+---@param wx proteus.Tensor|nil [C]; nil means 1
+---@param w0 proteus.Tensor [C]
+---@param eps? number default F.RMS_EPS
+---@param scale? number the ln-scale λ on h, default 1
+---@param x0_scale? number a number multiplying the x0 term after w0 (the depth scale), default 1
+---@return proteus.Tensor y
+---@return proteus.Tensor h
+function F.mix_rms_norm(x, x0, wx, w0, eps, scale, x0_scale) end
+
+--- Attention's q/k prologue in one op: F.rms_norm over D, F.rotary(·, rope), then × gain[h] per head.
+--- One autograd node with a fused backward; on the CPU bit for bit the three unfused ops.
+---@param x proteus.Tensor [B,T,H,D]
+---@param rope? {dims?: integer, base?: number, train_len?: integer|false, offset?: integer} F.rotary's options (same defaults)
+---@param gain? proteus.Tensor [H] (q's gain; nil for k)
+---@param eps? number default F.RMS_EPS
+---@return proteus.Tensor
+function F.rms_norm_rotary(x, rope, gain, eps) end
 
 -- =================================================================================================
 -- proteus.nn

@@ -7,9 +7,15 @@
  *   F.xsa(y, v)    F.relu2(x)    F.leaky_relu2(x [, slope=0.5])    F.star_relu(x, scale, bias)
  *   F.softcap_cross_entropy(logits, targets [, {softcap=30, reduction="mean"|"none"}])  softcap 0/false = none
  *   F.bigram_hash(tokens [, buckets=2048])    F.smear_gate(x, gate)    F.lora(x, A, B)
+ *   F.mix_rms_norm(x, x0, wx, w0 [, eps [, scale [, x0_scale]]])  -> y, h   (pt_fused_norm.h; wx may be nil)
+ *                                                        y = x⊙wx + (x0⊙w0)·x0_scale, h = rms_norm(y, eps)·scale
+ *   F.rms_norm_rotary(x [, rope [, gain [, eps]]])       rms_norm over D, F.rotary(·, rope), ×gain[h] (gain [H]
+ *                                                        or nil); rope: F.rotary's option table
  *   F.linear_softcap_cross_entropy(x, w, targets [, {softcap=30, chunk=, reduction="mean"|"none"}])
  *                                                        x·wᵀ + softcapped CE in row chunks (pt_head_ce.h);
  *                                                        chunk default: automatic (≤ 64 MiB of logits)
+ *   F.linear_relu2(x, w)    F.linear_leaky_relu2(x, w [, slope=0.5])    relu2 / leaky_relu2 of x·wᵀ, one node
+ *                                                        (pt_linear_act.h; w [out, in]; the MLP's up projection)
  *
  * Option tables are checked: an unknown key is an error that names it. Token ids and targets are
  * 0-based ids (values, not positions). Tests: tests/lua/test_functional.lua.
@@ -17,7 +23,9 @@
 #include <string.h>
 
 #include "../kernels/pt_fused.h"
+#include "../kernels/pt_fused_norm.h"
 #include "../kernels/pt_head_ce.h"
+#include "../kernels/pt_linear_act.h"
 #include "pt_lua.h"
 
 /* Raises an error if the options table at idx has a key not in `allowed` (NULL-terminated). */
@@ -95,6 +103,33 @@ static int l_rotary(lua_State *L) {
     int64_t train_len = fl_opt_integer(L, 2, "train_len", 1024, 0);
     int64_t offset = fl_opt_integer(L, 2, "offset", 0, 0);
     return fl_push(L, pt_rotary(&out, x, dims, base, train_len, offset), &out);
+}
+
+/* F.mix_rms_norm(x, x0, wx, w0 [, eps [, scale [, x0_scale]]]) -> y, h */
+static int l_mix_rms_norm(lua_State *L) {
+    pt_tensor *x = pt_lua_check_tensor(L, 1), *x0 = pt_lua_check_tensor(L, 2);
+    pt_tensor *wx = lua_isnoneornil(L, 3) ? NULL : pt_lua_check_tensor(L, 3), *w0 = pt_lua_check_tensor(L, 4);
+    double eps = luaL_optnumber(L, 5, PT_RMS_NORM_EPS), scale = luaL_optnumber(L, 6, 1.0);
+    double x0_scale = luaL_optnumber(L, 7, 1.0);
+    pt_tensor *y = NULL, *h = NULL;
+    PT_LUA_CHECK(L, pt_mix_rms_norm(&y, &h, x, x0, wx, w0, eps, scale, x0_scale));
+    pt_lua_push_tensor(L, y);
+    pt_lua_push_tensor(L, h);
+    return 2;
+}
+
+/* F.rms_norm_rotary(x [, rope [, gain [, eps]]]): rope is F.rotary's option table (same defaults) */
+static int l_rms_norm_rotary(lua_State *L) {
+    pt_tensor *x = pt_lua_check_tensor(L, 1), *out = NULL;
+    static const char *const keys[] = {"dims", "base", "train_len", "offset", NULL};
+    fl_check_keys(L, 2, "rms_norm_rotary", keys);
+    int64_t dims = fl_opt_integer(L, 2, "dims", 0, 0);
+    double base = fl_opt_number(L, 2, "base", 10000.0, 10000.0);
+    int64_t train_len = fl_opt_integer(L, 2, "train_len", 1024, 0);
+    int64_t offset = fl_opt_integer(L, 2, "offset", 0, 0);
+    pt_tensor *gain = lua_isnoneornil(L, 3) ? NULL : pt_lua_check_tensor(L, 3);
+    double eps = luaL_optnumber(L, 4, PT_RMS_NORM_EPS);
+    return fl_push(L, pt_rms_norm_rotary(&out, x, gain, eps, dims, base, train_len, offset), &out);
 }
 
 static int l_attention(lua_State *L) {
@@ -193,6 +228,16 @@ static int l_lora(lua_State *L) {
     return fl_push(L, pt_lora(&out, x, a, b), &out);
 }
 
+static int l_linear_relu2(lua_State *L) {
+    pt_tensor *x = pt_lua_check_tensor(L, 1), *w = pt_lua_check_tensor(L, 2), *out = NULL;
+    return fl_push(L, pt_linear_act(&out, x, w, PT_LINEAR_ACT_RELU2, 0.0), &out);
+}
+
+static int l_linear_leaky_relu2(lua_State *L) {
+    pt_tensor *x = pt_lua_check_tensor(L, 1), *w = pt_lua_check_tensor(L, 2), *out = NULL;
+    return fl_push(L, pt_linear_act(&out, x, w, PT_LINEAR_ACT_LEAKY_RELU2, luaL_optnumber(L, 3, 0.5)), &out);
+}
+
 static int l_rotary_base(lua_State *L) {
     lua_pushnumber(L, pt_rotary_effective_base(luaL_checknumber(L, 1), luaL_checkinteger(L, 2),
                                                luaL_checkinteger(L, 3), luaL_optinteger(L, 4, 1024)));
@@ -205,6 +250,8 @@ static const luaL_Reg fl_fns[] = {
     {"star_relu", l_star_relu},     {"softcap_cross_entropy", l_softcap_cross_entropy},
     {"bigram_hash", l_bigram_hash}, {"smear_gate", l_smear_gate},   {"lora", l_lora},
     {"rotary_base", l_rotary_base}, {"linear_softcap_cross_entropy", l_linear_softcap_cross_entropy},
+    {"linear_relu2", l_linear_relu2}, {"linear_leaky_relu2", l_linear_leaky_relu2},
+    {"mix_rms_norm", l_mix_rms_norm}, {"rms_norm_rotary", l_rms_norm_rotary},
     {NULL, NULL}};
 
 static int luaopen_pt_functional(lua_State *L) {

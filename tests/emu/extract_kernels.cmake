@@ -1,6 +1,7 @@
 # tests/emu/extract_kernels.cmake — cuts the kernel part of src/kernels/cuda/attention.cu into an include
 # file for the CPU emulator tests/emu/attention_emu.cpp (see its header). Runs at build time (the
 # attention_emu target's custom command), so the emulator always compiles the current kernel source.
+# Also used for src/kernels/cuda/linear_act.cu by tests/emu/linear_act_emu.cpp (markers below).
 #
 #   cmake -DSRC=src/kernels/cuda/attention.cu -DOUT=/tmp/emu/attention_kernels.inc -P tests/emu/extract_kernels.cmake
 #
@@ -8,6 +9,8 @@
 # "/* Register tiles of one warp" up to the "launchers" banner (tile helpers and the four kernels).
 # Dropped: the inline-PTX helpers (the emulator defines its own pt_fa_cp16 / ldsm / mma / pack) and the
 # host launchers. A missing marker is an error naming it: update this script and attention.cu together.
+# Other kernel files pass their own markers: -DBEGIN1= -DEND1= -DBEGIN2= -DEND2= (the two kept parts are
+# [BEGIN1, END1) and [BEGIN2, END2); the defaults are attention.cu's above; linear_act.cu: CMakeLists.txt).
 #
 # Manual mutation check (shows the test catches a one-character bug): add
 #   -DMUTATE_FROM="diag && col > row" -DMUTATE_TO="diag && col >= row"
@@ -26,10 +29,22 @@ function(pt_emu_find out marker)
   set(${out} ${pos} PARENT_SCOPE)
 endfunction()
 
-pt_emu_find(a "#define PT_FA_BM")
-pt_emu_find(b "/* ---------------------------------------------------------------- device helpers */")
-pt_emu_find(c "/* Register tiles of one warp")
-pt_emu_find(d "/* ---------------------------------------------------------------- launchers */")
+if(NOT DEFINED BEGIN1)
+  set(BEGIN1 "#define PT_FA_BM")
+endif()
+if(NOT DEFINED END1)
+  set(END1 "/* ---------------------------------------------------------------- device helpers */")
+endif()
+if(NOT DEFINED BEGIN2)
+  set(BEGIN2 "/* Register tiles of one warp")
+endif()
+if(NOT DEFINED END2)
+  set(END2 "/* ---------------------------------------------------------------- launchers */")
+endif()
+pt_emu_find(a "${BEGIN1}")
+pt_emu_find(b "${END1}")
+pt_emu_find(c "${BEGIN2}")
+pt_emu_find(d "${END2}")
 if(NOT (a LESS b AND b LESS c AND c LESS d))
   message(FATAL_ERROR "extract_kernels.cmake: markers of ${SRC} out of order (${a} ${b} ${c} ${d})")
 endif()

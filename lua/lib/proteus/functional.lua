@@ -30,8 +30,21 @@
 --   F.bigram_hash(tokens [, buckets = 2048])   i64 bucket ids, position 0 of each row -> buckets − 1 (§3.2)
 --   F.smear_gate(x, gate)                (1−σ(g))⊙x + σ(g)⊙x_prev (zero before t = 0), x [B,T,C] or [T,C]
 --   F.lora(x, A, B)                      (x Aᵀ) Bᵀ per batch element: x [B,T,in], A [B,r,in], B [B,out,r]
+--   F.linear_relu2(x, w)  F.linear_leaky_relu2(x, w [, slope = 0.5])   relu2 / leaky_relu2 of x · wᵀ as one node
+--                                        that saves h = x · wᵀ, not its output (src/kernels/linear_act.c); on
+--                                        the CPU bit for bit the unfused ops; on CUDA bf16 too (PROTEUS_LINEAR_ACT)
+--   F.mix_rms_norm(x, x0, wx, w0 [, eps [, scale [, x0_scale]]])   -> y, h: the GPT block's residual mix and
+--                                        its norm in one pass (src/kernels/fused_norm.c):
+--                                        y = x⊙wx + (x0⊙w0)·x0_scale (wx, w0 [C]; wx nil = 1),
+--                                        h = F.rms_norm(y, eps, scale); on the CPU bit for bit the unfused
+--                                        `x * wx + x0 * w0` (or `x + (x0 * w0) * x0_scale`) and F.rms_norm
+--   F.rms_norm_rotary(x [, rope [, gain [, eps]]])   attention's q/k prologue: F.rms_norm over D, then
+--                                        F.rotary(·, rope) (rope: F.rotary's options and defaults), then
+--                                        × gain[h] (gain [H]: q's gain; nil for k); one node, fused backward;
+--                                        on the CPU bit for bit the three unfused ops
 --
--- Tests: tests/lua/test_functional.lua, tests/lua/test_head_ce.lua; PyTorch parity: tests/reference/fused_ops_ref.py.
+-- Tests: tests/lua/test_functional.lua, tests/lua/test_head_ce.lua, tests/lua/test_fused_norm.lua;
+-- PyTorch parity: tests/reference/fused_ops_ref.py.
 local C = require "proteus._functional"
 
 local F = {}

@@ -55,6 +55,11 @@ nn.gpt_defaults = {
   logit_softcap = 30,
   fused_head_ce = false,   -- forward(x, y) mean loss through F.linear_softcap_cross_entropy (LM head + CE in row
                            -- chunks, no [B*T, V] logits); logits() and reduction = "none" stay unfused
+  fused_norms = true,      -- the norms' prologues fused (issue 11): resid mix + norm and residual add + norm
+                           -- through F.mix_rms_norm, q/k norm + rotary + q gain through F.rms_norm_rotary;
+                           -- on the CPU the same bits as false (the unfused ops), loss and gradients
+  fused_mlp = true,        -- MLP up projection + relu² / leaky relu² as one op (F.linear_relu2, issue 11): on the
+                           -- CPU the same bits as false; star_relu (#598) stays unfused
   qk_gain_init = 1.5,
   rms_eps = F.RMS_EPS,     -- FLT_EPSILON (2^-23), as F.rms_norm(eps=None)
   init = "default",        -- default (PyTorch Linear init) | orthogonal (PROTEUS/#598/#1539, §3.3)
@@ -115,6 +120,8 @@ function nn.gpt_config(cfg)
   need(({ default = 1, orthogonal = 1 })[c.init], "init='" .. tostring(c.init) .. "' (expected default or orthogonal)")
   need(type(c.fused_head_ce) == "boolean",
     "fused_head_ce=" .. tostring(c.fused_head_ce) .. " (expected true or false)")
+  need(type(c.fused_norms) == "boolean", "fused_norms=" .. tostring(c.fused_norms) .. " (expected true or false)")
+  need(type(c.fused_mlp) == "boolean", "fused_mlp=" .. tostring(c.fused_mlp) .. " (expected true or false)")
   return c
 end
 
@@ -313,13 +320,18 @@ function GPT:attn(i, h, tokens, lora)
     local s = P["ve_shared.scale"] * P["ve_layer_scales"]:narrow(1, idx, 1):reshape {}
     v = v + ve * s
   end
-  q = F.rms_norm(q:reshape { B, T, H, D }, c.rms_eps)
-  k = F.rms_norm(k:reshape { B, T, Hkv, D }, c.rms_eps)
-  v = v:reshape { B, T, Hkv, D }
   local rope = { dims = c.rope_dims, base = c.rope_base, train_len = c.rope_train_seq_len or false }
-  q = F.rotary(q, rope)
-  k = F.rotary(k, rope)
-  q = q * P[b .. "attn.q_gain"]:reshape { H, 1 }
+  if c.fused_norms then -- rms_norm → rotary → × q_gain in one op each (same bits on the CPU)
+    q = F.rms_norm_rotary(q:reshape { B, T, H, D }, rope, P[b .. "attn.q_gain"], c.rms_eps)
+    k = F.rms_norm_rotary(k:reshape { B, T, Hkv, D }, rope, nil, c.rms_eps)
+  else
+    q = F.rms_norm(q:reshape { B, T, H, D }, c.rms_eps)
+    k = F.rms_norm(k:reshape { B, T, Hkv, D }, c.rms_eps)
+    q = F.rotary(q, rope)
+    k = F.rotary(k, rope)
+    q = q * P[b .. "attn.q_gain"]:reshape { H, 1 }
+  end
+  v = v:reshape { B, T, Hkv, D }
   local y = F.attention(q, k, v)
   if contains(c.xsa_layers, i) then y = F.xsa(y, v) end
   return self:linear(b .. "attn.proj.weight", y:reshape { B, T, c.model_dim })
@@ -328,13 +340,20 @@ end
 function GPT:mlp(i, h)
   local c, P = self.cfg, self.params.by_name
   local b = "blocks." .. i .. "."
-  local a = self:linear(b .. "mlp.fc.weight", h)
-  if c.mlp_act == "relu2" then
-    a = F.relu2(a)
-  elseif c.mlp_act == "leaky_relu2" then
-    a = F.leaky_relu2(a, 0.5)
+  local a
+  if c.fused_mlp and c.mlp_act ~= "star_relu" then -- up projection + activation as one op (same bits on the CPU)
+    local name = b .. "mlp.fc.weight"
+    if self.linear_hook then self.linear_hook(name, h) end
+    a = c.mlp_act == "relu2" and F.linear_relu2(h, P[name]) or F.linear_leaky_relu2(h, P[name], 0.5)
   else
-    a = F.star_relu(a, P[b .. "mlp.scale"], P[b .. "mlp.bias"])
+    a = self:linear(b .. "mlp.fc.weight", h)
+    if c.mlp_act == "relu2" then
+      a = F.relu2(a)
+    elseif c.mlp_act == "leaky_relu2" then
+      a = F.leaky_relu2(a, 0.5)
+    else
+      a = F.star_relu(a, P[b .. "mlp.scale"], P[b .. "mlp.bias"])
+    end
   end
   return self:linear(b .. "mlp.proj.weight", a)
 end
@@ -343,10 +362,17 @@ function GPT:block(i, x, x0, tokens, lora)
   local c, P = self.cfg, self.params.by_name
   local b = "blocks." .. i .. "."
   local mix = P[b .. "resid_mix"]
-  local y = x * mix[1] + x0 * mix[2]
   local lam = c.ln_scale and 1 / math.sqrt(i + 1) or nil
-  local h = F.rms_norm(y, c.rms_eps, lam)
   local ds = self.depth_scales[i]
+  if c.fused_norms then -- each residual update fused with the norm that reads it (same bits on the CPU)
+    local y, h = F.mix_rms_norm(x, x0, mix[1], mix[2], c.rms_eps, lam)
+    local y2, h2 = F.mix_rms_norm(y, self:attn(i, h, tokens, lora), nil, P[b .. "attn_scale"], c.rms_eps, lam, ds)
+    local m = self:mlp(i, h2) * P[b .. "mlp_scale"]
+    if ds ~= 1 then m = m * ds end
+    return y2 + m
+  end
+  local y = x * mix[1] + x0 * mix[2]
+  local h = F.rms_norm(y, c.rms_eps, lam)
   local att = self:attn(i, h, tokens, lora) * P[b .. "attn_scale"]
   if ds ~= 1 then att = att * ds end
   y = y + att
@@ -402,8 +428,14 @@ function GPT:hidden(tokens, lora)
       local b = "blocks." .. p .. "."
       local lam = c.ln_scale and 1 / math.sqrt(p + 1) or nil
       local mix = P[b .. "resid_mix"]
-      local a_in = lane0 * mix[1] + x0 * mix[2]
-      lane0 = a_in + self:attn(p, F.rms_norm(a_in, c.rms_eps, lam), tokens, lora) * P[b .. "attn_scale"]
+      local a_in, h
+      if c.fused_norms then
+        a_in, h = F.mix_rms_norm(lane0, x0, mix[1], mix[2], c.rms_eps, lam)
+      else
+        a_in = lane0 * mix[1] + x0 * mix[2]
+        h = F.rms_norm(a_in, c.rms_eps, lam)
+      end
+      lane0 = a_in + self:attn(p, h, tokens, lora) * P[b .. "attn_scale"]
       lane1 = lane1 + self:mlp(p, F.rms_norm(lane1, c.rms_eps, lam)) * P[b .. "mlp_scale"]
     else
       x = self:block(p, x, x0, tokens, lora)

@@ -976,17 +976,21 @@ function optim.Adam(cfg) end
 function optim.SGD(cfg) end
 
 --- Muon (§2.3/§3.4/§4.3): lr = 0.02, momentum = 0.95, nesterov = true, weight_decay = 0, ns_steps = 5,
---- coeffs = "ns5"|"polar_express", ns_dtype = "bf16", row_norm = false (MuonEq-R), factor, round.
+--- coeffs = "ns5"|"polar_express", ns_dtype = "bf16", row_norm = false (MuonEq-R), factor, round;
+--- foreach = true, batched = true (one Newton–Schulz run per bank of same-shaped matrices of a group).
 ---@param cfg table
 ---@return proteus.Optimizer
 function optim.Muon(cfg) end
 
 --- Global L2 norm of the gradients; above max_norm every gradient is scaled by max_norm/(norm + 1e-6).
---- Returns the norm before clipping (max_norm <= 0 only measures).
+--- Returns the norm before clipping (max_norm <= 0 only measures). opts.device = true: all of it on the
+--- gradients' device with no host sync (a non-finite norm scales nothing); returns the norm as a 0-d f64
+--- tensor there (or writes it to opts.out, an f64 tensor of one element), the same bits as the host path.
 ---@param params proteus.Tensor[]|table
 ---@param max_norm number
----@return number
-function optim.clip_grad_norm(params, max_norm) end
+---@param opts? {device?: boolean, out?: proteus.Tensor}
+---@return number|proteus.Tensor
+function optim.clip_grad_norm(params, max_norm, opts) end
 
 --- The Newton–Schulz orthogonalisation of G: opts {steps=, coeffs=, dtype=, row_norm=}.
 ---@param G proteus.Tensor
@@ -994,7 +998,8 @@ function optim.clip_grad_norm(params, max_norm) end
 ---@return proteus.Tensor
 function optim.newton_schulz(G, opts) end
 
---- EMA{params, decay = 0.999, every = 1}: an f32 shadow of each parameter; ema:update(step), ema:apply().
+--- EMA{params, decay = 0.999, every = 1, foreach = true}: an f32 shadow of each parameter; ema:update(step)
+--- (= ema:prepare(step), true when due, then ema:launch()), ema:apply() copies the shadow into the params.
 ---@param cfg table
 ---@return table
 function optim.EMA(cfg) end
@@ -1020,9 +1025,22 @@ function optim.split_params(named, rules, opts) end
 ---@field state table
 local Optimizer = {}
 
---- One update of every parameter that has a gradient; lr = group.lr · lr_mul.
+--- One update of every parameter that has a gradient; lr = group.lr · lr_mul. With foreach (the default
+--- for AdamW, Adam and Muon; cfg.foreach = false: one C call per parameter, same bits) this is
+--- prepare(lr_mul) then apply().
 ---@param lr_mul? number default 1
 function Optimizer:step(lr_mul) end
+
+--- Multi-tensor path, part 1 (outside any CUDA graph capture): computes the step scalars of every
+--- parameter with a gradient (opts.all = true: of every parameter), counts the step, and copies the
+--- scalars into a small f64 tensor on the parameters' device, kept from one prepare to the next.
+---@param lr_mul? number default 1
+---@param opts? {all?: boolean}
+function Optimizer:prepare(lr_mul, opts) end
+
+--- Multi-tensor path, part 2 (capturable): launches the update kernels, which read the scalars of the
+--- last prepare() on the device and each parameter's .grad now; no host synchronisation. Once per prepare.
+function Optimizer:apply() end
 
 --- Drops every parameter's gradient.
 function Optimizer:zero_grad() end

@@ -1,11 +1,14 @@
 /* test_optim.c — the optimizer kernels (src/kernels/pt_optim.h) on small cases with known answers:
  * Newton–Schulz on matrices with known singular vectors and values, MuonEq-R, the Muon shape factor
  * and decoupled weight decay, AdamW/SGD first steps by hand, clip_grad_norm, EMA, SWA, and the error
- * messages. The 10-step comparisons with PyTorch are in tests/lua/test_optim.lua.
+ * messages; the multi-tensor fronts (AdamW, Muon with banks, EMA, the device-side clip) bitwise
+ * against the per-tensor ones, and their errors naming the list entry. The 10-step comparisons with
+ * PyTorch are in tests/lua/test_optim.lua.
  *
  *   cmake --build build && ./build/test_optim      (or ctest -R test_optim)
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "pt_ops.h" /* pt_transpose */
@@ -18,6 +21,9 @@ static pt_tensor *mk(int ndim, const int64_t *shape, const double *vals) {
     if (vals)
         for (int64_t i = 0; i < pt_tensor_numel(t); i++) pt_tensor_set_flat(t, i, vals[i]);
     return t;
+}
+static int pt_same_shape_test(const pt_tensor *a, const pt_tensor *b) {
+    return a->ndim == b->ndim && memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim) == 0;
 }
 static double at(const pt_tensor *t, int64_t i) {
     double v = NAN;
@@ -265,6 +271,225 @@ PT_TEST(errors_name_the_problem) {
     pt_tensor_release(m);
     pt_tensor_release(v);
     pt_tensor_release(vec);
+}
+
+/* ---------------------------------------------------------------- multi-tensor ("foreach") fronts */
+
+static uint64_t lcg_state = 12345;
+static double urand(void) { /* deterministic, in [-1, 1) */
+    lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(lcg_state >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+static pt_tensor *rnd(int ndim, const int64_t *shape) {
+    pt_tensor *t = mk(ndim, shape, NULL);
+    for (int64_t i = 0; t && i < pt_tensor_numel(t); i++) pt_tensor_set_flat(t, i, urand());
+    return t;
+}
+static pt_tensor *dup(pt_tensor *t) {
+    pt_tensor *c = NULL;
+    if (pt_tensor_to(&c, t, t->dtype, t->device, 1) != PT_OK) return NULL;
+    return c;
+}
+/* same dtype, shape and bytes */
+static int same_bits(const pt_tensor *a, const pt_tensor *b) {
+    return a->dtype == b->dtype && pt_same_shape_test(a, b) &&
+           memcmp(pt_tensor_data(a), pt_tensor_data(b), (size_t)pt_tensor_numel(a) * (a->dtype == PT_F64 ? 8 : 4)) == 0;
+}
+static pt_tensor *rows_tensor(int64_t n) { /* f64 [n] zeros */
+    pt_tensor *t = NULL;
+    return pt_tensor_zeros(&t, PT_F64, PT_CPU, 1, &n) == PT_OK ? t : NULL;
+}
+
+#define NMULTI 53 /* more than one launch (PT_MT_MAX = 48) */
+
+/* shapes: mostly small of odd sizes, a matrix, and one tensor above the threading threshold */
+static void multi_shape(int i, int *ndim, int64_t *shape) {
+    if (i == 7) {
+        *ndim = 2, shape[0] = 200, shape[1] = 201;
+    } else if (i % 3 == 0) {
+        *ndim = 2, shape[0] = 1 + i % 5, shape[1] = 3 + i % 7;
+    } else {
+        *ndim = 1, shape[0] = 1 + (i * 37) % 301;
+    }
+}
+
+PT_TEST(adamw_multi_is_bitwise_adamw_step) {
+    pt_tensor *p1[NMULTI], *p2[NMULTI], *g[NMULTI], *m1[NMULTI], *m2[NMULTI], *v1[NMULTI], *v2[NMULTI];
+    for (int i = 0; i < NMULTI; i++) {
+        int nd;
+        int64_t sh[2];
+        multi_shape(i, &nd, sh);
+        p1[i] = rnd(nd, sh), p2[i] = dup(p1[i]), g[i] = rnd(nd, sh);
+        m1[i] = mk(nd, sh, NULL), m2[i] = mk(nd, sh, NULL), v1[i] = mk(nd, sh, NULL), v2[i] = mk(nd, sh, NULL);
+    }
+    pt_tensor *rows = rows_tensor(NMULTI * PT_ADAMW_NSCAL), *shared = rows_tensor(PT_ADAMW_NSCAL);
+    for (int step = 1; step <= 3; step++) {
+        /* a row per tensor: per-tensor lr, wd, betas, maximize and step counts */
+        for (int i = 0; i < NMULTI; i++) {
+            int64_t t = step + i % 3;
+            double lr = 0.01 * (1 + i % 5), wd = i % 2 ? 0.04 : 0, b1 = i % 4 ? 0.9 : 0.8, b2 = 0.95, eps = 1e-8;
+            int mx = i % 7 == 0;
+            PT_CHECK_OK(pt_adamw_step(p1[i], g[i], m1[i], v1[i], t, lr, b1, b2, eps, wd, mx));
+            PT_CHECK_OK(pt_adamw_scalars((double *)pt_tensor_data(rows) + i * PT_ADAMW_NSCAL, t, lr, b1, b2, eps, wd, mx));
+        }
+        PT_CHECK_OK(pt_adamw_multi(NMULTI, p2, g, m2, v2, rows));
+        /* one shared row */
+        for (int i = 0; i < NMULTI; i++) PT_CHECK_OK(pt_adamw_step(p1[i], g[i], m1[i], v1[i], step, 0.003, 0.9, 0.99, 1e-6, 0.1, 0));
+        PT_CHECK_OK(pt_adamw_scalars(pt_tensor_data(shared), step, 0.003, 0.9, 0.99, 1e-6, 0.1, 0));
+        PT_CHECK_OK(pt_adamw_multi(NMULTI, p2, g, m2, v2, shared));
+    }
+    int bad = 0;
+    for (int i = 0; i < NMULTI; i++)
+        bad += !same_bits(p1[i], p2[i]) || !same_bits(m1[i], m2[i]) || !same_bits(v1[i], v2[i]);
+    PT_CHECK(bad == 0);
+    PT_CHECK(!same_bits(p1[7], g[7])); /* something happened */
+    PT_CHECK_OK(pt_adamw_multi(0, NULL, NULL, NULL, NULL, NULL)); /* an empty list is a no-op */
+    for (int i = 0; i < NMULTI; i++) {
+        pt_tensor_release(p1[i]), pt_tensor_release(p2[i]), pt_tensor_release(g[i]);
+        pt_tensor_release(m1[i]), pt_tensor_release(m2[i]), pt_tensor_release(v1[i]), pt_tensor_release(v2[i]);
+    }
+    pt_tensor_release(rows);
+    pt_tensor_release(shared);
+}
+
+/* Muon over a list (banks of same-shaped matrices, or per param) against muon_step per tensor */
+PT_TEST(muon_multi_is_bitwise_muon_step) {
+    enum { N = 6 };
+    const int nds[N] = {2, 3, 2, 2, 2, 3};
+    const int64_t shs[N][3] = {{6, 4}, {2, 6, 4}, {4, 6}, {6, 4}, {3, 3}, {1, 4, 6}};
+    const int flags_list[3] = {0, PT_NS_BF16, PT_NS_BF16 | PT_NS_ROW_NORM};
+    for (int variant = 0; variant < 6; variant++) {
+        int flags = flags_list[variant % 3], batched = variant < 3, round = variant % 3;
+        pt_tensor *p1[N], *p2[N], *g[N], *b1[N], *b2[N];
+        for (int i = 0; i < N; i++) {
+            p1[i] = rnd(nds[i], shs[i]), p2[i] = dup(p1[i]), g[i] = rnd(nds[i], shs[i]);
+            b1[i] = mk(nds[i], shs[i], NULL), b2[i] = mk(nds[i], shs[i], NULL);
+        }
+        pt_muon_opts o = {.lr = 0, .momentum = 0, .wd = 0, .nesterov = variant != 4, .factor = 0,
+                          .ns_steps = flags & PT_NS_ROW_NORM ? PT_POLAR_EXPRESS_STEPS : 5,
+                          .coeffs = flags & PT_NS_ROW_NORM ? pt_polar_express_coeffs : pt_ns5_coeffs,
+                          .ncoeffs = flags & PT_NS_ROW_NORM ? 5 : 1, .ns_flags = flags, .round = round};
+        pt_tensor *rows = rows_tensor(N * PT_MUON_NSCAL);
+        for (int step = 0; step < 2; step++) {
+            for (int i = 0; i < N; i++) {
+                pt_muon_opts oi = o;
+                oi.lr = 0.02 * (1 + i % 2), oi.momentum = 0.95, oi.wd = i % 2 ? 0.04 : 0, oi.factor = i == 4 ? 2 : 0;
+                PT_CHECK_OK(pt_muon_step(p1[i], g[i], b1[i], &oi));
+                const pt_tensor *t = p1[i];
+                PT_CHECK_OK(pt_muon_scalars((double *)pt_tensor_data(rows) + i * PT_MUON_NSCAL, oi.lr, oi.momentum, oi.wd,
+                                            oi.factor, t->shape[t->ndim - 2], t->shape[t->ndim - 1]));
+            }
+            PT_CHECK_OK(pt_muon_multi(N, p2, g, b2, rows, &o, batched));
+        }
+        int bad = 0;
+        for (int i = 0; i < N; i++) bad += !same_bits(p1[i], p2[i]) || !same_bits(b1[i], b2[i]);
+        PT_CHECK(bad == 0);
+        for (int i = 0; i < N; i++) {
+            pt_tensor_release(p1[i]), pt_tensor_release(p2[i]), pt_tensor_release(g[i]);
+            pt_tensor_release(b1[i]), pt_tensor_release(b2[i]);
+        }
+        pt_tensor_release(rows);
+    }
+}
+
+PT_TEST(ema_multi_and_device_clip_are_bitwise) {
+    pt_tensor *e1[NMULTI], *e2[NMULTI], *w[NMULTI], *ga[NMULTI], *gb[NMULTI];
+    for (int i = 0; i < NMULTI; i++) {
+        int nd;
+        int64_t sh[2];
+        multi_shape(i, &nd, sh);
+        e1[i] = rnd(nd, sh), e2[i] = dup(e1[i]), w[i] = rnd(nd, sh);
+        ga[i] = i == 3 ? NULL : rnd(nd, sh); /* NULL: a param without a grad */
+        gb[i] = ga[i] ? dup(ga[i]) : NULL;
+    }
+    pt_tensor *row = rows_tensor(1);
+    PT_CHECK_OK(pt_ema_scalars(pt_tensor_data(row), 0.9965));
+    for (int i = 0; i < NMULTI; i++) PT_CHECK_OK(pt_ema_update(e1[i], w[i], 0.9965));
+    PT_CHECK_OK(pt_ema_multi(NMULTI, e2, w, row));
+    int bad = 0;
+    for (int i = 0; i < NMULTI; i++) bad += !same_bits(e1[i], e2[i]);
+    PT_CHECK(bad == 0);
+    PT_CHECK_ERR(pt_ema_scalars(pt_tensor_data(row), 1.5), PT_ERR_VALUE, "decay = 1.5");
+
+    /* clip: over the threshold, then under it, then a measure only */
+    pt_tensor *norm = NULL;
+    PT_CHECK_OK(pt_tensor_zeros(&norm, PT_F64, PT_CPU, 0, NULL));
+    const double maxes[3] = {1.0, 1e9, 0};
+    for (int r = 0; r < 3; r++) {
+        double host = 0, dev = 0;
+        PT_CHECK_OK(pt_clip_grad_norm(NMULTI, ga, maxes[r], &host));
+        PT_CHECK_OK(pt_clip_grad_norm_dev(NMULTI, gb, maxes[r], norm));
+        dev = at(norm, 0);
+        PT_CHECK(memcmp(&host, &dev, sizeof host) == 0);
+        bad = 0;
+        for (int i = 0; i < NMULTI; i++) bad += ga[i] && !same_bits(ga[i], gb[i]);
+        PT_CHECK(bad == 0);
+    }
+    /* an infinite gradient: the norm is inf and nothing is scaled */
+    pt_tensor_set_flat(gb[0], 0, INFINITY);
+    double before = at(gb[1], 0);
+    PT_CHECK_OK(pt_clip_grad_norm_dev(NMULTI, gb, 1.0, norm));
+    PT_CHECK(isinf(at(norm, 0)) && at(gb[1], 0) == before);
+    /* no gradients: norm 0 */
+    pt_tensor *none[2] = {NULL, NULL};
+    PT_CHECK_OK(pt_clip_grad_norm_dev(2, none, 1.0, norm));
+    PT_CHECK(at(norm, 0) == 0.0);
+    for (int i = 0; i < NMULTI; i++) {
+        pt_tensor_release(e1[i]), pt_tensor_release(e2[i]), pt_tensor_release(w[i]);
+        pt_tensor_release(ga[i]), pt_tensor_release(gb[i]);
+    }
+    pt_tensor_release(row);
+    pt_tensor_release(norm);
+}
+
+PT_TEST(multi_errors_name_the_entry) {
+    int64_t s23[2] = {2, 3}, s4[1] = {4}, s5[1] = {5};
+    pt_tensor *p[2] = {mk(2, s23, NULL), mk(1, s4, NULL)};
+    pt_tensor *g[2] = {mk(2, s23, NULL), mk(1, s5, NULL)};
+    pt_tensor *m[2] = {mk(2, s23, NULL), mk(1, s4, NULL)};
+    pt_tensor *v[2] = {mk(2, s23, NULL), mk(1, s4, NULL)};
+    pt_tensor *rows = rows_tensor(2 * PT_ADAMW_NSCAL), *f64 = NULL, *i32 = NULL, *t = NULL, *small = rows_tensor(3);
+    PT_CHECK_OK(pt_tensor_zeros(&f64, PT_F64, PT_CPU, 1, s4));
+    PT_CHECK_OK(pt_tensor_zeros(&i32, PT_I32, PT_CPU, 1, s4));
+    PT_CHECK_ERR(pt_adamw_multi(2, p, g, m, v, rows), PT_ERR_SHAPE, "grad #2 has shape [5] but param #2 has shape [4]");
+    pt_tensor *g2[2] = {g[0], i32};
+    PT_CHECK_ERR(pt_adamw_multi(2, p, g2, m, v, rows), PT_ERR_DTYPE, "grad #2 has dtype i32; expected a float dtype");
+    pt_tensor *m2[2] = {m[0], f64};
+    g2[1] = p[1];
+    PT_CHECK_ERR(pt_adamw_multi(2, p, g2, m2, v, rows), PT_ERR_DTYPE, "exp_avg #2 has dtype f64");
+    pt_tensor *v2[2] = {v[0], m[0]};
+    PT_CHECK_ERR(pt_adamw_multi(2, p, g2, m, v2, rows), PT_ERR_SHAPE,
+                 "exp_avg_sq #2 has shape [2, 3] but param #2 has shape [4]");
+    PT_CHECK_OK(pt_transpose(&t, p[0], 0, 1));
+    pt_tensor *pt2[2] = {p[0], t};
+    PT_CHECK_ERR(pt_adamw_multi(2, pt2, g2, m, v, rows), PT_ERR_VALUE, "param #2 [3, 2] is not contiguous");
+    PT_CHECK_ERR(pt_adamw_multi(2, p, g2, m, v, small), PT_ERR_SHAPE, "the step scalars have 3 values; expected 7");
+    PT_CHECK_ERR(pt_adamw_multi(2, p, g2, m, v, p[0]), PT_ERR_DTYPE, "the step scalars have dtype f32");
+    PT_CHECK_ERR(pt_adamw_scalars(pt_tensor_data(rows), 0, 0.1, 0.9, 0.95, 1e-8, 0, 0), PT_ERR_VALUE, "step = 0");
+    /* Muon: a vector param, mismatched buffers */
+    pt_muon_opts o = {.nesterov = 1, .ns_steps = 5, .coeffs = pt_ns5_coeffs, .ncoeffs = 1, .round = 1};
+    pt_tensor *mp[2] = {p[0], p[1]}, *mg[2] = {g[0], p[1]}, *mb[2] = {m[0], m[1]};
+    pt_tensor *mrows = rows_tensor(2 * PT_MUON_NSCAL);
+    PT_CHECK_ERR(pt_muon_multi(2, mp, mg, mb, mrows, &o, 1), PT_ERR_SHAPE,
+                 "param #2 has shape [4]; Muon updates matrices");
+    pt_tensor *mb2[2] = {f64, m[1]};
+    PT_CHECK_ERR(pt_muon_multi(1, mp, mg, mb2, mrows, &o, 1), PT_ERR_DTYPE, "momentum_buffer #1 has dtype f64");
+    PT_CHECK_ERR(pt_muon_scalars(pt_tensor_data(mrows), 0.1, 1.0, 0, 0, 2, 3), PT_ERR_VALUE, "momentum = 1");
+    /* EMA weights and clip dtypes */
+    pt_tensor *ew[2] = {g[0], g[1]};
+    pt_tensor *erow = rows_tensor(1);
+    PT_CHECK_ERR(pt_ema_multi(2, p, ew, erow), PT_ERR_SHAPE, "weights #2 has shape [5] but param #2 has shape [4]");
+    pt_tensor *cg[3] = {p[0], NULL, f64}, *norm = rows_tensor(1);
+    PT_CHECK_ERR(pt_clip_grad_norm_dev(3, cg, 1.0, norm), PT_ERR_DTYPE,
+                 "gradient #3 has dtype f64 but the first gradient has f32");
+    cg[2] = i32;
+    PT_CHECK_ERR(pt_clip_grad_norm_dev(3, cg, 1.0, norm), PT_ERR_DTYPE, "gradient #3 has dtype i32");
+    PT_CHECK_ERR(pt_clip_grad_norm_dev(1, cg, 1.0, rows), PT_ERR_VALUE, "an f64 tensor of one element");
+    for (int i = 0; i < 2; i++) {
+        pt_tensor_release(p[i]), pt_tensor_release(g[i]), pt_tensor_release(m[i]), pt_tensor_release(v[i]);
+    }
+    pt_tensor_release(rows), pt_tensor_release(f64), pt_tensor_release(i32), pt_tensor_release(t);
+    pt_tensor_release(small), pt_tensor_release(mrows), pt_tensor_release(erow), pt_tensor_release(norm);
 }
 
 int main(void) { return pt_test_main(); }

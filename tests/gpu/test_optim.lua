@@ -1,5 +1,7 @@
 -- tests/gpu/test_optim.lua — the optimizer kernels on CUDA against the CPU: AdamW, SGD (Nesterov, wd),
--- Muon (NS5 in f32 and in the records' bf16 mode, Polar Express with MuonEq-R), gradient clipping.
+-- Muon (NS5 in f32 and in the records' bf16 mode, Polar Express with MuonEq-R), gradient clipping; the
+-- multi-tensor path (one launch per 48 tensors, device-resident step scalars, device-side clip, Muon
+-- banks through strided-batched GEMMs) against the per-tensor path on the device (bitwise) and the CPU.
 --
 --   build/proteus tests/run.lua tests/gpu/test_optim.lua      (ctest -L gpu; scripts/gpu_tests.sh)
 --
@@ -44,6 +46,79 @@ local function both(make_opt, shapes, steps, tol, what)
   end
 end
 
+-- ---- the multi-tensor ("foreach") path ----
+-- shapes: more tensors than one launch takes (48), sizes off the float4 and chunk (4096) grids, and
+-- one param that is an unaligned view (offset 1 element: the scalar path of the multi kernels)
+local MT_SHAPES = {}
+for i = 1, 50 do MT_SHAPES[i] = ({ { 3, 5 }, { 1001 }, { 2, 3, 4 }, { 64, 33 } })[i % 4 + 1] end
+MT_SHAPES[9] = { 10001 }
+
+-- runs `steps` steps on dev: clip (host or device), the optimizer (step, or prepare/apply), EMA;
+-- returns the params, the optimizer, the EMA and the clip norms (numbers)
+local function mt_run(dev, make_opt, init, grads, o)
+  local ps = {}
+  for i, x in ipairs(init) do
+    if i == 2 then -- an unaligned contiguous view: element 2.. of a bigger tensor
+      local base = pt.zeros({ x:numel() + 1 }, { device = dev })
+      ps[i] = base:narrow(1, 2, x:numel()):reshape(x:shape())
+      ps[i]:copy_(x:to(dev))
+    else
+      ps[i] = x:to(dev):clone()
+    end
+  end
+  local opt = make_opt(ps)
+  local ema = optim.EMA { params = ps, decay = 0.99, foreach = o.foreach }
+  local norms = {}
+  for k = 1, #grads do
+    for i, p in ipairs(ps) do p.grad = grads[k][i]:to(dev):clone():reshape(p:shape()) end -- clip scales in place
+    if o.device_clip then norms[k] = optim.clip_grad_norm(ps, 2.0, { device = true }):item()
+    else norms[k] = optim.clip_grad_norm(ps, 2.0) end
+    if o.prepare then
+      opt:prepare(1 - 0.1 * k)
+      opt:apply()
+    else
+      opt:step(1 - 0.1 * k)
+    end
+    opt:zero_grad()
+    ema:update(k)
+  end
+  return ps, opt, ema, norms
+end
+
+local function mt_data(shapes, steps)
+  local init, grads = {}, {}
+  for i, s in ipairs(shapes) do init[i] = pt.randn(s) end
+  for k = 1, steps do
+    grads[k] = {}
+    for i, s in ipairs(shapes) do grads[k][i] = pt.randn(s) * 0.3 end
+  end
+  return init, grads
+end
+
+-- a against b: exact (tol 0) or relative norm error <= tol, params, states and EMA shadows
+local function mt_compare(T, what, a, b, tol)
+  local pa, oa, ea, na = table.unpack(a)
+  local pb, ob, eb, nb = table.unpack(b)
+  local function cmp(label, x, y, t)
+    if t == 0 then G.same(T, what .. " " .. label, x, y, 0)
+    else
+      local r = rel(x, y)
+      assert(r <= t, string.format("%s %s (seed %d): rel %.3g > %.3g", what, label, SEED, r, t))
+    end
+  end
+  for i = 1, #pa do cmp("param " .. i, pa[i], pb[i], tol) end
+  for k, st in pairs(oa.state) do
+    for key, v in pairs(st) do
+      if pt.is_tensor(v) then cmp("state " .. k .. "." .. key, v, ob.state[k][key], tol) end
+    end
+  end
+  for i = 1, #ea.shadow do cmp("ema " .. i, ea.shadow[i], eb.shadow[i], tol) end
+  for k = 1, #na do
+    if tol == 0 then T.eq(na[k], nb[k], what .. " clip norm " .. k)
+    else assert(math.abs(na[k] - nb[k]) <= 1e-9 * nb[k], string.format("%s clip norm %d: %.17g vs %.17g", what, k, na[k], nb[k])) end
+  end
+end
+
 return {
   adamw_sgd_match_cpu = function(T)
     need_device(T)
@@ -64,6 +139,56 @@ return {
       return optim.Muon { params = ps, lr = 0.022, momentum = 0.99, coeffs = "polar_express", row_norm = true,
         round = "unit", ns_dtype = "f32" }
     end, shapes, 3, 1e-4, "Muon Polar Express MuonEq-R")
+  end,
+  -- on the device, foreach (prepare/apply, device clip, multi EMA) is the same bits as the per-tensor
+  -- path there; and within the per-tensor bounds of the CPU's per-tensor path
+  adamw_foreach_matches_per_tensor = function(T)
+    need_device(T)
+    local init, grads = mt_data(MT_SHAPES, 4)
+    local function make(fe)
+      return function(ps)
+        return optim.AdamW { params = ps, lr = 0.01, betas = { 0.9, 0.95 }, weight_decay = 0.04, foreach = fe }
+      end
+    end
+    local ref = { mt_run(DEV, make(false), init, grads, { foreach = false }) }
+    mt_compare(T, "AdamW foreach step", { mt_run(DEV, make(true), init, grads, { foreach = true }) }, ref, 0)
+    mt_compare(T, "AdamW prepare/apply + device clip",
+      { mt_run(DEV, make(true), init, grads, { foreach = true, prepare = true, device_clip = true }) }, ref, 0)
+    mt_compare(T, "AdamW foreach vs cpu",
+      { mt_run(DEV, make(true), init, grads, { foreach = true, prepare = true, device_clip = true }) },
+      { mt_run("cpu", make(false), init, grads, { foreach = false }) }, 1e-6)
+  end,
+  muon_foreach_matches_per_tensor = function(T)
+    need_device(T)
+    local shapes = { { 48, 32 }, { 3, 48, 32 }, { 32, 96 }, { 48, 32 }, { 20, 20 } }
+    local init, grads = mt_data(shapes, 3)
+    for _, case in ipairs { { ns = "f32", tol = 1e-4 }, { ns = "bf16", tol = 2e-2 } } do
+      local function make(fe, batched)
+        return function(ps)
+          return optim.Muon { params = ps, lr = 0.02, momentum = 0.95, weight_decay = 0.04, ns_dtype = case.ns,
+            foreach = fe, batched = batched }
+        end
+      end
+      local ref = { mt_run(DEV, make(false), init, grads, { foreach = false }) }
+      -- per-param Newton–Schulz runs: the same cuBLAS calls, so the same bits
+      mt_compare(T, "Muon " .. case.ns .. " foreach unbatched",
+        { mt_run(DEV, make(true, false), init, grads, { foreach = true, prepare = true }) }, ref, 0)
+      -- banks through strided-batched GEMMs: another summation order, the NS bounds against the CPU
+      mt_compare(T, "Muon " .. case.ns .. " batched vs cpu",
+        { mt_run(DEV, make(true, true), init, grads, { foreach = true, prepare = true, device_clip = true }) },
+        { mt_run("cpu", make(false), init, grads, { foreach = false }) }, case.tol)
+    end
+  end,
+  multi_lists_take_one_device = function(T)
+    G.need_cuda(T)
+    if G.SELF then T.skip("needs a second device type") end
+    local C = require "proteus._optim"
+    local p = { pt.zeros({ 4 }, { device = DEV }) }
+    local rows = pt.zeros({ 7 }, { dtype = "f64", device = DEV })
+    T.raises(function() C.adamw_multi(p, { pt.zeros({ 4 }) }, { pt.zeros({ 4 }, { device = DEV }) },
+      { pt.zeros({ 4 }, { device = DEV }) }, rows) end, "grad #1 is on cpu but param #1 is on")
+    T.raises(function() C.adamw_multi(p, p, p, p, pt.zeros({ 7 }, { dtype = "f64" })) end,
+      "the step scalars are on cpu but param #1 is on")
   end,
   clip_matches_cpu = function(T)
     need_device(T)

@@ -57,6 +57,9 @@ tests.collective_errors = function(T)
   T.raises(function() dist.reduce_grads({ pt.zeros({ 2 }) }, { bucket_bytes = 0 }) end, "bucket_bytes must be a positive")
   T.raises(function() dist.RoundRobinMuon(optim.SGD { params = { pt.zeros({ 2 }) }, lr = 1 }) end,
     "expected an optim.Muon optimizer, got SGD")
+  local rr = dist.RoundRobinMuon(optim.Muon { params = { pt.zeros({ 2, 2 }) }, lr = 0.01 })
+  T.raises(function() rr:prepare(1) end, "dist.RoundRobinMuon: prepare(lr_mul) is not supported")
+  T.raises(function() rr:apply() end, "dist.RoundRobinMuon: apply() is not supported")
 end
 
 tests.timeout_setting = function(T)

@@ -269,6 +269,14 @@ local function wrap(kind, inner, step_fn)
     end,
   })
   o.step = step_fn
+  -- the launch-only split (train.run's cuda_graph) would run the inner Muon's update, not this one's
+  local function no_split(what)
+    return function()
+      error(string.format("dist.%s: %s is not supported (the distributed update has collectives and runs only "
+        .. "through step(lr_mul)); train with cuda_graph = false", kind, what), 2)
+    end
+  end
+  o.prepare, o.apply = no_split("prepare(lr_mul)"), no_split("apply()")
   return o
 end
 

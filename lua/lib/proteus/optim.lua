@@ -11,6 +11,18 @@
 --   opt:zero_grad()
 --   local ckpt = opt:state_dict()   -- numbers and tensor copies; opt:load_state_dict(ckpt) restores
 --
+-- Multi-tensor ("foreach") path, the default for AdamW/Adam/Muon/EMA (foreach = false keeps one C call
+-- per parameter; the bits are the same either way): step(lr_mul) = prepare(lr_mul) + apply(). prepare computes every live
+-- parameter's step scalars on the host exactly as the per-tensor path does, counts the step, and
+-- copies them into a small f64 tensor on the parameters' device (an ordinary copy); apply only
+-- launches kernels that read those scalars there (one launch per up to 48 tensors; Muon: momentum,
+-- one Newton–Schulz per bank of same-shaped matrices when batched = true, apply), nothing that waits
+-- for the host. So apply can be captured in a CUDA graph once and replayed after each prepare:
+--   opt:prepare(lr_mul, {all = true})   -- outside the capture; all: every param will have a grad
+--   opt:apply()                         -- inside it (needs each param's .grad at that point)
+--   local norm = optim.clip_grad_norm(params, 0.3, {device = true, out = norm_t})  -- no host sync
+-- EMA has the same pair: ema:prepare(step) (returns whether it is due) and ema:launch().
+--
 -- Every optimizer is a table {kind, groups, state} (torch/optim's "function over a state table"
 -- idiom, with methods): groups[i] = {params = {...}, names = {...}?, lr = ..., <hyper-parameters>},
 -- state[k] = per-parameter state (k = position of the parameter counting through the groups in
@@ -18,7 +30,8 @@
 -- lr_mul given to step() (the schedule's output, proteus.schedule).
 -- The update math runs in C (proteus._optim, src/kernels/pt_optim.h has the exact formulas and the
 -- bf16 rounding rules of Muon). Parameters and states are f32; params with no .grad are skipped.
--- Tests: tests/lua/test_optim.lua (against PyTorch via tests/reference/optim_ref.py).
+-- Tests: tests/lua/test_optim.lua (against PyTorch via tests/reference/optim_ref.py),
+-- tests/lua/test_optim_multi.lua (foreach against per tensor, bitwise), tests/gpu/test_optim.lua.
 local C = require "proteus._optim"
 local pt = require "proteus"
 
@@ -73,6 +86,9 @@ local function clone_f32(p)
   return t
 end
 
+-- options of the optimizer itself, never copied into groups (so state dicts keep their format)
+local OPTIMIZER_LEVEL = { foreach = true, batched = true }
+
 -- Builds optimizer groups from cfg (cfg.params or cfg.groups) over the defaults; checks each param.
 local function make_groups(kind, cfg, defaults)
   if type(cfg) ~= "table" then fail("optim.%s: expected a table of options, got %s", kind, type(cfg)) end
@@ -90,10 +106,10 @@ local function make_groups(kind, cfg, defaults)
     local g = {}
     for k, v in pairs(defaults) do g[k] = v end
     for k, v in pairs(cfg) do
-      if k ~= "params" and k ~= "groups" and k ~= "names" then g[k] = v end
+      if k ~= "params" and k ~= "groups" and k ~= "names" and not OPTIMIZER_LEVEL[k] then g[k] = v end
     end
     for k, v in pairs(spec) do
-      if k ~= "params" then g[k] = v end
+      if k ~= "params" and not OPTIMIZER_LEVEL[k] then g[k] = v end
     end
     local ps, names = tensor_list("optim." .. kind .. " group " .. gi, spec.params)
     if spec.names then names = spec.names end
@@ -114,15 +130,33 @@ end
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
-local function new_optimizer(kind, groups, update)
-  return setmetatable({ kind = kind, groups = groups, state = {}, _update = update }, Optimizer)
+-- multi: {prepare = fn(self, lr_mul, all), apply = fn(self, plan)} or nil (no multi-tensor path)
+local function new_optimizer(kind, groups, update, cfg, multi)
+  local foreach = true
+  if cfg.foreach ~= nil then foreach = cfg.foreach end
+  if type(foreach) ~= "boolean" then fail("optim.%s: foreach must be a boolean, got %s", kind, type(foreach)) end
+  local batched = true
+  if cfg.batched ~= nil then batched = cfg.batched end
+  if type(batched) ~= "boolean" then fail("optim.%s: batched must be a boolean, got %s", kind, type(batched)) end
+  return setmetatable({ kind = kind, groups = groups, state = {}, foreach = foreach, batched = batched,
+    _update = update, _multi = multi }, Optimizer)
+end
+
+local function check_lr_mul(self, what, lr_mul)
+  lr_mul = lr_mul or 1
+  if type(lr_mul) ~= "number" or lr_mul ~= lr_mul then
+    error("optim." .. self.kind .. ":" .. what .. ": lr_mul must be a number, got " .. tostring(lr_mul), 3)
+  end
+  return lr_mul
 end
 
 --- Applies one update to every parameter that has a gradient; lr = group.lr * (lr_mul or 1).
+--- With foreach (the default for AdamW, Adam and Muon) this is prepare(lr_mul) then apply().
 function Optimizer:step(lr_mul)
-  lr_mul = lr_mul or 1
-  if type(lr_mul) ~= "number" or lr_mul ~= lr_mul then
-    error("optim." .. self.kind .. ":step: lr_mul must be a number, got " .. tostring(lr_mul), 2)
+  lr_mul = check_lr_mul(self, "step", lr_mul)
+  if self.foreach and self._multi then
+    self:prepare(lr_mul)
+    return self:apply()
   end
   local k = 0
   for _, g in ipairs(self.groups) do
@@ -140,6 +174,125 @@ function Optimizer:step(lr_mul)
       end
     end
   end
+end
+
+-- ---- the multi-tensor plan ----
+-- live parameters in state order: {k, p, g (group), gi, name}; all: every parameter, else those with
+-- a grad now
+local function live_params(self, all)
+  local live, k = {}, 0
+  for gi, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      k = k + 1
+      if all or p.grad then live[#live + 1] = { k = k, p = p, g = g, gi = gi, name = g.names[i] or ("#" .. k) } end
+    end
+  end
+  return live
+end
+
+-- The launches of a step: live params split by launch_key(item) (first appearance order), each with
+-- a host row tensor and a device scalar tensor of K doubles per param. The previous plan is kept when
+-- the live set is the same (same params, same keys), so the device scalar tensors keep their addresses
+-- from one prepare to the next (a captured graph reads them there).
+local function make_plan(self, live, K, launch_key)
+  local old = self._plan
+  local keys = {}
+  for i, it in ipairs(live) do keys[i] = launch_key(it) end
+  if old and #old.live == #live then
+    local same = true
+    for i, it in ipairs(live) do
+      local o = old.live[i]
+      if o.k ~= it.k or not rawequal(o.p, it.p) or old.keys[i] ~= keys[i] then
+        same = false
+        break
+      end
+    end
+    if same then return old end
+  end
+  local launches, by = {}, {}
+  for i, it in ipairs(live) do
+    local L = by[keys[i]]
+    if not L then
+      L = { items = {}, device = it.p:device(), g = it.g }
+      by[keys[i]] = L
+      launches[#launches + 1] = L
+    end
+    L.items[#L.items + 1] = it
+  end
+  -- one host and one device buffer per device (one upload per prepare), each launch a slice
+  local buffers, bydev = {}, {}
+  for _, L in ipairs(launches) do
+    local b = bydev[L.device]
+    if not b then
+      b = { device = L.device, n = 0 }
+      bydev[L.device] = b
+      buffers[#buffers + 1] = b
+    end
+    L.buffer, L.off = b, b.n
+    b.n = b.n + #L.items * K
+  end
+  for _, b in ipairs(buffers) do
+    b.host = pt.zeros({ b.n }, { dtype = "f64" })
+    b.scal = pt.zeros({ b.n }, { dtype = "f64", device = b.device })
+  end
+  for _, L in ipairs(launches) do
+    L.host = L.buffer.host:narrow(1, L.off + 1, #L.items * K)
+    L.scal = L.buffer.scal:narrow(1, L.off + 1, #L.items * K)
+  end
+  return { live = live, keys = keys, launches = launches, buffers = buffers }
+end
+
+local function upload(plan)
+  pt.no_grad(function()
+    for _, b in ipairs(plan.buffers) do b.scal:copy_(b.host) end
+  end)
+end
+
+--- Multi-tensor path, part 1: computes the step scalars of every parameter that has a gradient (of
+--- every parameter with opts.all = true), counts the step in the state and copies the scalars into
+--- a small f64 tensor on the parameters' device. Do it outside any CUDA graph capture; then apply().
+function Optimizer:prepare(lr_mul, opts)
+  lr_mul = check_lr_mul(self, "prepare", lr_mul)
+  if not self._multi then
+    error("optim." .. self.kind .. ":prepare: " .. self.kind .. " has no multi-tensor path; use step()", 2)
+  end
+  if not self.foreach then
+    error("optim." .. self.kind .. ":prepare: this optimizer was made with foreach = false; prepare/apply need "
+      .. "the multi-tensor path (the per-tensor path takes its scalars by value)", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("optim." .. self.kind .. ":prepare: opts must be a table ({all = true}), got " .. type(opts), 2)
+  end
+  local plan = self._multi.prepare(self, lr_mul, opts and opts.all == true)
+  upload(plan)
+  plan.pending = true
+  self._plan = plan
+end
+
+--- Multi-tensor path, part 2: the update kernels with the scalars of the last prepare(), reading
+--- each parameter's .grad now. Launches only (capturable in a CUDA graph); one apply per prepare.
+function Optimizer:apply()
+  local plan = self._plan
+  if not (plan and plan.pending) then
+    error("optim." .. self.kind .. ":apply: no prepared step; call prepare(lr_mul) first (once per apply)", 2)
+  end
+  local planned, k = {}, 0
+  for _, it in ipairs(plan.live) do planned[it.k] = true end
+  for _, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      k = k + 1
+      local name = g.names[i] or ("#" .. k)
+      if planned[k] and not p.grad then
+        error(string.format("optim.%s:apply: param %s has no grad; prepare() counted it (run the backward first)",
+          self.kind, name), 2)
+      elseif p.grad and not planned[k] then
+        error(string.format("optim.%s:apply: param %s has a grad but prepare() saw none; prepare after the "
+          .. "backward, or with {all = true}", self.kind, name), 2)
+      end
+    end
+  end
+  plan.pending = false
+  pt.no_grad(function() self._multi.apply(self, plan) end)
 end
 
 --- Drops every parameter's gradient (PyTorch set_to_none semantics).
@@ -224,6 +377,7 @@ function Optimizer:load_state_dict(sd)
       if key ~= "n" then g[key] = type(v) == "table" and copy_table(v) or v end
     end
   end
+  self._plan = nil -- a prepared step refers to the old state
   self.state = {}
   for k, st in pairs(sd.state) do
     local s = {}
@@ -244,12 +398,51 @@ local function adamw_update(p, grad, st, g, lr)
   })
 end
 
+local ADAMW_NSCAL = 7 -- pt_optim.h PT_ADAMW_NSCAL
+
+local function device_key(it) return it.p:device() end
+
+local adamw_multi = {
+  prepare = function(self, lr_mul, all)
+    local plan = make_plan(self, live_params(self, all), ADAMW_NSCAL, device_key)
+    for _, L in ipairs(plan.launches) do
+      for i, it in ipairs(L.items) do
+        local st = self.state[it.k]
+        if not st then
+          st = {}
+          self.state[it.k] = st
+        end
+        if not st.exp_avg then st.step, st.exp_avg, st.exp_avg_sq = 0, zeros_like(it.p), zeros_like(it.p) end
+        local g = it.g
+        C.adamw_scalars(L.host, i, { step = st.step + 1, lr = g.lr * lr_mul, beta1 = g.betas[1], beta2 = g.betas[2],
+          eps = g.eps, weight_decay = g.weight_decay, maximize = g.maximize })
+      end
+    end
+    for _, it in ipairs(plan.live) do
+      local st = self.state[it.k]
+      st.step = st.step + 1
+    end
+    return plan
+  end,
+  apply = function(self, plan)
+    for _, L in ipairs(plan.launches) do
+      local ps, gs, ms, vs = {}, {}, {}, {}
+      for i, it in ipairs(L.items) do
+        local st = self.state[it.k]
+        ps[i], gs[i], ms[i], vs[i] = it.p, it.p.grad, st.exp_avg, st.exp_avg_sq
+      end
+      C.adamw_multi(ps, gs, ms, vs, L.scal)
+    end
+  end,
+}
+
 --- AdamW with PyTorch semantics (decoupled wd: p ← p·(1 − lr·wd) first). Options (per group too):
---- lr, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01, maximize = false.
+--- lr, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01, maximize = false; for the optimizer:
+--- foreach = true (the multi-tensor path; false: one C call per parameter, same bits).
 function optim.AdamW(cfg)
   local groups = make_groups("AdamW", cfg,
     { lr = cfg and cfg.lr, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0.01, maximize = false })
-  return new_optimizer("AdamW", groups, adamw_update)
+  return new_optimizer("AdamW", groups, adamw_update, cfg, adamw_multi)
 end
 
 --- Adam = AdamW without weight decay (PyTorch's Adam adds L2 decay to the gradient instead; that
@@ -263,7 +456,7 @@ function optim.Adam(cfg)
         gi, tostring(g.weight_decay)), 2)
     end
   end
-  return new_optimizer("Adam", groups, adamw_update)
+  return new_optimizer("Adam", groups, adamw_update, cfg, adamw_multi)
 end
 
 -- ---- SGD ----
@@ -284,22 +477,63 @@ end
 function optim.SGD(cfg)
   local groups = make_groups("SGD", cfg, { lr = cfg and cfg.lr, momentum = 0, dampening = 0, weight_decay = 0,
     nesterov = false, maximize = false })
-  return new_optimizer("SGD", groups, sgd_update)
+  return new_optimizer("SGD", groups, sgd_update, cfg, nil)
 end
 
 -- ---- Muon ----
-local function muon_update(p, grad, st, g, lr, name)
+local function muon_check_dims(p, name, level)
   local nd = p:dim()
   if nd ~= 2 and nd ~= 3 then
     error(string.format("optim.Muon: param %s has %d dims; Muon updates matrices [rows, cols] or banks [n, rows, cols]",
-      name, nd), 3)
+      name, nd), level + 1)
   end
+end
+
+local function muon_update(p, grad, st, g, lr, name)
+  muon_check_dims(p, name, 3)
   if not st.momentum_buffer then st.momentum_buffer = zeros_like(p) end
   C.muon_step(p, grad, st.momentum_buffer, {
     lr = lr, momentum = g.momentum, nesterov = g.nesterov, weight_decay = g.weight_decay, factor = g.factor,
     steps = g.ns_steps, coeffs = g.coeffs, ns_dtype = g.ns_dtype, row_norm = g.row_norm, round = g.round,
   })
 end
+
+local MUON_NSCAL = 4 -- pt_optim.h PT_MUON_NSCAL
+
+local muon_multi = {
+  prepare = function(self, lr_mul, all)
+    local live = live_params(self, all)
+    for _, it in ipairs(live) do muon_check_dims(it.p, it.name, 4) end
+    -- a launch per group and device (the Newton–Schulz options are per group)
+    local plan = make_plan(self, live, MUON_NSCAL, function(it) return it.gi .. "|" .. it.p:device() end)
+    for _, L in ipairs(plan.launches) do
+      local g = L.g
+      for i, it in ipairs(L.items) do
+        local st = self.state[it.k]
+        if not st then
+          st = {}
+          self.state[it.k] = st
+        end
+        if not st.momentum_buffer then st.momentum_buffer = zeros_like(it.p) end
+        local s = it.p:shape()
+        C.muon_scalars(L.host, i, { lr = g.lr * lr_mul, momentum = g.momentum, weight_decay = g.weight_decay,
+          factor = g.factor, rows = s[#s - 1], cols = s[#s] })
+      end
+      L.opts = { nesterov = g.nesterov, steps = g.ns_steps, coeffs = g.coeffs, ns_dtype = g.ns_dtype,
+        row_norm = g.row_norm, round = g.round, batched = self.batched }
+    end
+    return plan
+  end,
+  apply = function(self, plan)
+    for _, L in ipairs(plan.launches) do
+      local ps, gs, bs = {}, {}, {}
+      for i, it in ipairs(L.items) do
+        ps[i], gs[i], bs[i] = it.p, it.p.grad, self.state[it.k].momentum_buffer
+      end
+      C.muon_multi(ps, gs, bs, L.scal, L.opts)
+    end
+  end,
+}
 
 --- Muon (spec §2.3/§3.4/§4.3). Options (per group too):
 ---   lr = 0.02, momentum = 0.95, nesterov = true, weight_decay = 0 (decoupled: p ← p·(1 − lr·wd)),
@@ -308,6 +542,8 @@ end
 ---   round = "scaled" (bf16(f·u), §2.3) | "unit" (bf16(u)·f, §4.3) | "none".
 --- The #1539 setup: {coeffs = "polar_express", ns_steps = 4, row_norm = true, round = "unit"}.
 --- Momentum warmup: opt:set("momentum", schedule.momentum_warmup(step, 0.92, 0.99, 1500)).
+--- For the optimizer: foreach = true (multi-tensor path), batched = true (same-shaped matrices of a
+--- group share one Newton–Schulz run over a bank [k, rows, cols]; the same bits on the CPU).
 function optim.Muon(cfg)
   local groups = make_groups("Muon", cfg, { lr = (cfg and cfg.lr) or 0.02, momentum = 0.95, nesterov = true,
     weight_decay = 0, ns_steps = nil, coeffs = "ns5", ns_dtype = "bf16", row_norm = false, factor = nil,
@@ -315,19 +551,36 @@ function optim.Muon(cfg)
   for _, g in ipairs(groups) do
     if g.ns_steps == nil then g.ns_steps = g.coeffs == "polar_express" and 4 or 5 end
   end
-  return new_optimizer("Muon", groups, muon_update)
+  return new_optimizer("Muon", groups, muon_update, cfg, muon_multi)
 end
 
 -- ---- gradient clipping ----
 --- Global L2 norm over the gradients of params (a list of tensors or {name, tensor} pairs, or a map);
 --- when above max_norm every gradient is scaled by max_norm/(norm + 1e-6) (PyTorch clip_grad_norm_).
 --- max_norm <= 0 only measures. Returns the norm before clipping (f64 accumulation).
-function optim.clip_grad_norm(params, max_norm)
+--- opts.device = true: the same on the gradients' device without a host round trip (the norm, the
+--- coefficient and the scaling stay there; a non-finite norm scales nothing); returns the norm as a
+--- 0-d f64 tensor on that device (opts.out: an f64 tensor of one element to write it to, e.g. one
+--- that a captured graph keeps), to be read when convenient. Same bits as the host path.
+function optim.clip_grad_norm(params, max_norm, opts)
   local ts = tensor_list("optim.clip_grad_norm", params)
   local grads = {}
   for _, p in ipairs(ts) do
     local g = p.grad
     if g then grads[#grads + 1] = g end
+  end
+  if opts ~= nil then
+    if type(opts) ~= "table" then fail("optim.clip_grad_norm: opts must be a table ({device = true}), got %s", type(opts)) end
+    if opts.device then
+      local out = opts.out
+      if out == nil then
+        out = pt.zeros({}, { dtype = "f64", device = #grads > 0 and grads[1]:device() or "cpu" })
+      elseif not pt.is_tensor(out) then
+        fail("optim.clip_grad_norm: opts.out must be a tensor, got %s", type(out))
+      end
+      C.clip_grad_norm_dev(grads, max_norm or 0, out)
+      return out
+    end
   end
   return C.clip_grad_norm(grads, max_norm or 0)
 end
@@ -336,27 +589,87 @@ end
 local EMA = {}
 EMA.__index = EMA
 
---- EMA{params, decay = 0.999, every = 1}: an f32 shadow of each parameter. ema:update(step) applies
---- ema ← ema + (1 − d)(w − ema) with d = decay^every when every == 1, or when step > 0 and
---- step % every == 0 (PROTEUS: decay 0.999, every 10; #1539: 0.9965 every step; #598: 0.997).
+--- EMA{params, decay = 0.999, every = 1, foreach = true}: an f32 shadow of each parameter.
+--- ema:update(step) applies ema ← ema + (1 − d)(w − ema) with d = decay^every when every == 1, or
+--- when step > 0 and step % every == 0 (PROTEUS: decay 0.999, every 10; #1539: 0.9965 every step;
+--- #598: 0.997). foreach: one multi-tensor launch per device (false: a C call per tensor; same bits);
+--- update(step) is then prepare(step) + launch(), which a CUDA graph can split as the optimizers do.
 function optim.EMA(cfg)
   if type(cfg) ~= "table" then error("optim.EMA: expected a table of options", 2) end
   local ts, names = tensor_list("optim.EMA", cfg.params)
   local decay, every = cfg.decay or 0.999, cfg.every or 1
   if type(decay) ~= "number" or decay < 0 or decay > 1 then error("optim.EMA: decay must be in [0, 1], got " .. tostring(decay), 2) end
   if math.type(every) ~= "integer" or every < 1 then error("optim.EMA: every must be an integer >= 1, got " .. tostring(every), 2) end
+  local foreach = true
+  if cfg.foreach ~= nil then foreach = cfg.foreach end
+  if type(foreach) ~= "boolean" then error("optim.EMA: foreach must be a boolean, got " .. type(foreach), 2) end
   local shadow = {}
   for i, p in ipairs(ts) do shadow[i] = clone_f32(p) end
-  return setmetatable({ params = ts, names = names, shadow = shadow, decay = decay, every = every, updates = 0 }, EMA)
+  return setmetatable({ params = ts, names = names, shadow = shadow, decay = decay, every = every, updates = 0,
+    foreach = foreach }, EMA)
+end
+
+local function ema_due(self, step)
+  return not (self.every > 1 and (step == nil or step <= 0 or step % self.every ~= 0))
 end
 
 --- Returns true when the shadow was updated at this step.
 function EMA:update(step)
-  if self.every > 1 and (step == nil or step <= 0 or step % self.every ~= 0) then return false end
+  if self.foreach then
+    if not self:prepare(step) then return false end
+    self:launch()
+    return true
+  end
+  if not ema_due(self, step) then return false end
   local d = self.decay ^ self.every
   for i, p in ipairs(self.params) do C.ema_update(self.shadow[i], p, d) end
   self.updates = self.updates + 1
   return true
+end
+
+--- Multi-tensor path, part 1: when an update is due at this step, writes d = decay^every into the
+--- device scalar (an ordinary copy, outside any graph capture), counts the update and returns true;
+--- else returns false. Then launch().
+function EMA:prepare(step)
+  if not self.foreach then error("optim.EMA:prepare: this EMA was made with foreach = false", 2) end
+  if not ema_due(self, step) then return false end
+  if not self._plan then
+    local launches, by = {}, {}
+    for i, p in ipairs(self.params) do
+      local dev = p:device()
+      local L = by[dev]
+      if not L then
+        L = { idx = {}, host = pt.zeros({ 1 }, { dtype = "f64" }), scal = pt.zeros({ 1 }, { dtype = "f64", device = dev }) }
+        by[dev] = L
+        launches[#launches + 1] = L
+      end
+      L.idx[#L.idx + 1] = i
+    end
+    self._plan = { launches = launches }
+  end
+  local d = self.decay ^ self.every
+  pt.no_grad(function()
+    for _, L in ipairs(self._plan.launches) do
+      C.ema_scalars(L.host, 1, d)
+      L.scal:copy_(L.host)
+    end
+  end)
+  self.updates = self.updates + 1
+  self._plan.pending = true
+  return true
+end
+
+--- Multi-tensor path, part 2: the EMA kernels with the decay of the last prepare (launches only;
+--- named launch because ema:apply() copies the shadow into the parameters).
+function EMA:launch()
+  local plan = self._plan
+  if not (plan and plan.pending) then error("optim.EMA:launch: no prepared update; call prepare(step) first", 2) end
+  plan.pending = false
+  for _, L in ipairs(plan.launches) do
+    local sh, ws = {}, {}
+    for j, i in ipairs(L.idx) do sh[j], ws[j] = self.shadow[i], self.params[i] end
+    C.ema_multi(sh, ws, L.scal)
+  end
 end
 
 --- Copies the shadow into the parameters (cast to each parameter's dtype).

@@ -3,7 +3,9 @@
  * Plain loops over contiguous f32 buffers, in PyTorch's operation order with f32 arithmetic so that a
  * step matches torch's single-tensor optimizers to the last bit or two; the Newton–Schulz iteration
  * uses OpenBLAS (cblas_sgemm) for its three matmuls per step. Large loops split over OpenMP threads.
- * This file is the oracle the CUDA kernels will be tested against.
+ * This file is the oracle the CUDA kernels will be tested against. The "_multi" kernels loop over
+ * their tensor lists and run the per-tensor loops (the same static functions), with the step scalars
+ * of each tensor's row, so they are bitwise the per-tensor kernels.
  *
  * Dimension letters: R rows, C cols of one matrix; M = min(R, C), N = max(R, C) (NS works on the
  * [M, N] orientation so that A = X Xᵀ is the small M×M Gram matrix).
@@ -43,16 +45,15 @@ static inline uint16_t bf16_store(float f) {
     return (uint16_t)(u >> 16);
 }
 
-/* ---- AdamW ---- */
-static void adamw_f32(const pt_adamw_args *a) {
-    float *p = a->p, *m = a->m, *v = a->v;
-    const float *g = a->g;
-    const float decay = (float)a->decay, b1 = (float)a->beta1, b2 = (float)a->beta2;
-    const float omb1 = (float)(1.0 - a->beta1), omb2 = (float)(1.0 - a->beta2);
-    const float neg_step = (float)(-a->step_size), bc2s = (float)a->bc2_sqrt, eps = (float)a->eps;
-    const int maximize = a->maximize;
-#pragma omp parallel for if (a->n > PT_OMP_MIN)
-    for (int64_t i = 0; i < a->n; i++) {
+/* ---- AdamW (r = the PT_ADAMW_* row; the per-tensor kernel builds one from its arguments) ---- */
+static void adamw_span(int64_t n, float *p, const float *g, float *m, float *v, const double *r) {
+    const float decay = (float)r[PT_ADAMW_DECAY], b1 = (float)r[PT_ADAMW_BETA1], b2 = (float)r[PT_ADAMW_BETA2];
+    const float omb1 = (float)(1.0 - r[PT_ADAMW_BETA1]), omb2 = (float)(1.0 - r[PT_ADAMW_BETA2]);
+    const float neg_step = (float)(-r[PT_ADAMW_STEP_SIZE]), bc2s = (float)r[PT_ADAMW_BC2_SQRT];
+    const float eps = (float)r[PT_ADAMW_EPS];
+    const int maximize = r[PT_ADAMW_MAXIMIZE] != 0;
+#pragma omp parallel for if (n > PT_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) {
         float gi = maximize ? -g[i] : g[i];
         float pi = p[i] * decay;
         float mi = m[i] * b1 + omb1 * gi;
@@ -63,7 +64,23 @@ static void adamw_f32(const pt_adamw_args *a) {
         p[i] = pi + neg_step * mi / denom;
     }
 }
+static void adamw_f32(const pt_adamw_args *a) {
+    double r[PT_ADAMW_NSCAL];
+    r[PT_ADAMW_DECAY] = a->decay;
+    r[PT_ADAMW_BETA1] = a->beta1;
+    r[PT_ADAMW_BETA2] = a->beta2;
+    r[PT_ADAMW_STEP_SIZE] = a->step_size;
+    r[PT_ADAMW_BC2_SQRT] = a->bc2_sqrt;
+    r[PT_ADAMW_EPS] = a->eps;
+    r[PT_ADAMW_MAXIMIZE] = a->maximize != 0;
+    adamw_span(a->n, a->p, a->g, a->m, a->v, r);
+}
 PT_REGISTER_KERNEL(optim_adamw, PT_DEV_CPU, PT_F32, adamw_f32)
+static void adamw_multi_f32(const pt_mt_args *a) {
+    for (int j = 0; j < a->n; j++)
+        adamw_span(a->numel[j], a->t[0][j], a->t[1][j], a->t[2][j], a->t[3][j], a->scal + j * a->scal_stride);
+}
+PT_REGISTER_KERNEL(optim_adamw_multi, PT_DEV_CPU, PT_F32, adamw_multi_f32)
 
 /* ---- SGD (PyTorch semantics: L2 weight decay added to the gradient) ---- */
 static void sgd_f32(const pt_sgd_args *a) {
@@ -87,24 +104,28 @@ static void sgd_f32(const pt_sgd_args *a) {
 PT_REGISTER_KERNEL(optim_sgd, PT_DEV_CPU, PT_F32, sgd_f32)
 
 /* ---- Muon momentum: buf ← μ·buf + g; u ← nesterov ? g + μ·buf : buf ---- */
-static void momentum_f32(const pt_momentum_args *a) {
-    float *buf = a->buf, *u = a->u;
-    const float *g = a->g;
-    const float mu = (float)a->momentum;
-    const int nesterov = a->nesterov;
-#pragma omp parallel for if (a->n > PT_OMP_MIN)
-    for (int64_t i = 0; i < a->n; i++) {
+static void momentum_span(int64_t n, const float *g, float *buf, float *u, double momentum, int nesterov) {
+    const float mu = (float)momentum;
+#pragma omp parallel for if (n > PT_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) {
         float bi = buf[i] * mu + g[i];
         buf[i] = bi;
         u[i] = nesterov ? g[i] + mu * bi : bi;
     }
 }
+static void momentum_f32(const pt_momentum_args *a) { momentum_span(a->n, a->g, a->buf, a->u, a->momentum, a->nesterov); }
 PT_REGISTER_KERNEL(optim_momentum, PT_DEV_CPU, PT_F32, momentum_f32)
+static void momentum_multi_f32(const pt_mt_args *a) {
+    for (int j = 0; j < a->n; j++)
+        momentum_span(a->numel[j], a->t[0][j], a->t[1][j], a->t[2][j], a->scal[j * a->scal_stride + PT_MUON_MOMENTUM],
+                      a->flags);
+}
+PT_REGISTER_KERNEL(optim_momentum_multi, PT_DEV_CPU, PT_F32, momentum_multi_f32)
 
 /* ---- Newton–Schulz ---- */
-int64_t pt_ns_work_elems(int64_t rows, int64_t cols) {
+int64_t pt_ns_work_elems(int64_t slots, int64_t rows, int64_t cols) {
     int64_t m = rows < cols ? rows : cols, n = rows < cols ? cols : rows;
-    return 2 * m * n + 2 * m * m;
+    return slots * (2 * m * n + 2 * m * m + 1);
 }
 
 static inline void round_all(float *x, int64_t n, int on) {
@@ -112,12 +133,12 @@ static inline void round_all(float *x, int64_t n, int on) {
     for (int64_t i = 0; i < n; i++) x[i] = bf16r(x[i]);
 }
 
-/* one [R, C] matrix in place; work holds X [M,N], A [M,M], A2 [M,M], BX [M,N] */
+/* one [R, C] matrix in place, in slot 0 of the work layout (pt_optim.h): X [M,N], A [M,M], A2 [M,M], BX [M,N] */
 static void ns_one(float *G, int64_t R, int64_t C, float *work, const pt_ns_args *a) {
     const int bf = (a->flags & PT_NS_BF16) != 0;
     const int tr = R > C;
-    const int64_t M = tr ? C : R, N = tr ? R : C;
-    float *X = work, *A = X + M * N, *A2 = A + M * M, *BX = A2 + M * M;
+    const int64_t M = tr ? C : R, N = tr ? R : C, S = a->slots;
+    float *X = work, *A = X + S * M * N, *A2 = A + S * M * M, *BX = A2 + S * M * M;
 
     /* X = bf16(G), in the [M, N] orientation */
     if (tr) {
@@ -187,14 +208,12 @@ static void ns_f32(const pt_ns_args *a) {
 PT_REGISTER_KERNEL(optim_ns, PT_DEV_CPU, PT_F32, ns_f32)
 
 /* ---- Muon apply: p ← p·(1 − lr·wd); p ← p − lr·R(f·u) (or − (lr·f)·R(u)) ---- */
-static void apply_f32(const pt_apply_args *a) {
-    float *p = a->p;
-    const float *u = a->u;
-    const int use_wd = a->wd != 0, mode = a->round;
-    const float decay = (float)(1.0 - a->lr * a->wd), f = (float)a->factor;
-    const float alpha = (float)(mode == PT_MUON_ROUND_UNIT ? -a->lr * a->factor : -a->lr);
-#pragma omp parallel for if (a->n > PT_OMP_MIN)
-    for (int64_t i = 0; i < a->n; i++) {
+static void apply_span(int64_t n, float *p, const float *u, double lr, double wd, double factor, int mode) {
+    const int use_wd = wd != 0;
+    const float decay = (float)(1.0 - lr * wd), f = (float)factor;
+    const float alpha = (float)(mode == PT_MUON_ROUND_UNIT ? -lr * factor : -lr);
+#pragma omp parallel for if (n > PT_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) {
         float x = u[i];
         if (mode == PT_MUON_ROUND_UNIT) x = bf16r(x);
         else if (mode == PT_MUON_ROUND_SCALED) x = bf16r(x * f);
@@ -203,49 +222,109 @@ static void apply_f32(const pt_apply_args *a) {
         p[i] = pi + alpha * x;
     }
 }
+static void apply_f32(const pt_apply_args *a) { apply_span(a->n, a->p, a->u, a->lr, a->wd, a->factor, a->round); }
 PT_REGISTER_KERNEL(optim_apply, PT_DEV_CPU, PT_F32, apply_f32)
-
-/* ---- Σ x² (f64) and x ← x·s ---- */
-static void sumsq_f32(const pt_sumsq_args *a) {
-    const float *x = a->x;
-    double s = 0;
-#pragma omp parallel for reduction(+ : s) if (a->n > PT_OMP_MIN)
-    for (int64_t i = 0; i < a->n; i++) s += (double)x[i] * (double)x[i];
-    *a->out = s;
+static void apply_multi_f32(const pt_mt_args *a) {
+    for (int j = 0; j < a->n; j++) {
+        const double *r = a->scal + j * a->scal_stride;
+        apply_span(a->numel[j], a->t[0][j], a->t[1][j], r[PT_MUON_LR], r[PT_MUON_WD], r[PT_MUON_FACTOR], a->flags);
+    }
 }
+PT_REGISTER_KERNEL(optim_apply_multi, PT_DEV_CPU, PT_F32, apply_multi_f32)
+
+/* ---- Σ x² (f64) and x ← x·s ----
+ * The sum is deterministic whatever the thread count: up to PT_OMP_MIN elements in one sequential
+ * pass, above that PT_SUMSQ_CPU_PARTS fixed slices summed in parallel, then added in slice order. */
+#define PT_SUMSQ_CPU_PARTS 64
+#define SUMSQ_SPAN(NAME, T)                                                                  \
+    static double NAME(const T *x, int64_t n) {                                              \
+        if (n <= PT_OMP_MIN) {                                                               \
+            double s = 0;                                                                    \
+            for (int64_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];                \
+            return s;                                                                        \
+        }                                                                                    \
+        double part[PT_SUMSQ_CPU_PARTS];                                                     \
+        _Pragma("omp parallel for") for (int b = 0; b < PT_SUMSQ_CPU_PARTS; b++) {           \
+            int64_t lo = n * b / PT_SUMSQ_CPU_PARTS, hi = n * (b + 1) / PT_SUMSQ_CPU_PARTS;  \
+            double s = 0;                                                                    \
+            for (int64_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];              \
+            part[b] = s;                                                                     \
+        }                                                                                    \
+        double s = 0;                                                                        \
+        for (int b = 0; b < PT_SUMSQ_CPU_PARTS; b++) s += part[b];                           \
+        return s;                                                                            \
+    }
+SUMSQ_SPAN(sumsq_span_f32, float)
+SUMSQ_SPAN(sumsq_span_f64, double)
+
+static void sumsq_f32(const pt_sumsq_args *a) { *a->out = sumsq_span_f32(a->x, a->n); }
 PT_REGISTER_KERNEL(optim_sumsq, PT_DEV_CPU, PT_F32, sumsq_f32)
-static void sumsq_f64(const pt_sumsq_args *a) {
-    const double *x = a->x;
-    double s = 0;
-#pragma omp parallel for reduction(+ : s) if (a->n > PT_OMP_MIN)
-    for (int64_t i = 0; i < a->n; i++) s += x[i] * x[i];
-    *a->out = s;
-}
+static void sumsq_f64(const pt_sumsq_args *a) { *a->out = sumsq_span_f64(a->x, a->n); }
 PT_REGISTER_KERNEL(optim_sumsq, PT_DEV_CPU, PT_F64, sumsq_f64)
+static void sumsq_multi_f32(const pt_mt_args *a) {
+    for (int j = 0; j < a->n; j++) a->sums[j] = sumsq_span_f32(a->t[0][j], a->numel[j]);
+}
+PT_REGISTER_KERNEL(optim_sumsq_multi, PT_DEV_CPU, PT_F32, sumsq_multi_f32)
+static void sumsq_multi_f64(const pt_mt_args *a) {
+    for (int j = 0; j < a->n; j++) a->sums[j] = sumsq_span_f64(a->t[0][j], a->numel[j]);
+}
+PT_REGISTER_KERNEL(optim_sumsq_multi, PT_DEV_CPU, PT_F64, sumsq_multi_f64)
 
-static void scale_f32(const pt_scale_args *a) {
-    float *x = a->x;
-    const float s = (float)a->s;
-#pragma omp parallel for if (a->n > PT_OMP_MIN)
-    for (int64_t i = 0; i < a->n; i++) x[i] = x[i] * s;
+/* the global norm from the per-tensor sums, added in order (as pt_clip_grad_norm does on the host) */
+static void norm_f64(const pt_norm_args *a) {
+    double total = 0;
+    for (int64_t j = 0; j < a->n; j++) total += a->sums[j];
+    *a->norm = sqrt(total);
 }
+PT_REGISTER_KERNEL(optim_norm, PT_DEV_CPU, PT_F64, norm_f64)
+
+static void scale_span_f32(int64_t n, float *x, double s64) {
+    const float s = (float)s64;
+#pragma omp parallel for if (n > PT_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] * s;
+}
+static void scale_span_f64(int64_t n, double *x, double s) {
+#pragma omp parallel for if (n > PT_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] * s;
+}
+static void scale_f32(const pt_scale_args *a) { scale_span_f32(a->n, a->x, a->s); }
 PT_REGISTER_KERNEL(optim_scale, PT_DEV_CPU, PT_F32, scale_f32)
-static void scale_f64(const pt_scale_args *a) {
-    double *x = a->x;
-#pragma omp parallel for if (a->n > PT_OMP_MIN)
-    for (int64_t i = 0; i < a->n; i++) x[i] = x[i] * a->s;
-}
+static void scale_f64(const pt_scale_args *a) { scale_span_f64(a->n, a->x, a->s); }
 PT_REGISTER_KERNEL(optim_scale, PT_DEV_CPU, PT_F64, scale_f64)
 
-/* ---- EMA: ema ← ema + (1 − d)(w − ema) ---- */
-static void ema_f32(const pt_ema_args *a) {
-    float *e = a->ema;
-    const float *w = a->w;
-    const float k = (float)(1.0 - a->decay);
-#pragma omp parallel for if (a->n > PT_OMP_MIN)
-    for (int64_t i = 0; i < a->n; i++) e[i] = e[i] + k * (w[i] - e[i]);
+/* clip: coef = max/(norm + 1e-6) from the norm in memory; nothing when max <= 0, the norm is not
+ * finite or coef >= 1 (the conditions of pt_clip_grad_norm) */
+static int clip_coef(const pt_mt_args *a, double *coef) {
+    double norm = a->scal[0];
+    if (!(a->max_norm > 0) || !isfinite(norm)) return 0;
+    *coef = a->max_norm / (norm + 1e-6);
+    return *coef < 1.0;
 }
+static void scale_multi_f32(const pt_mt_args *a) {
+    double c;
+    if (!clip_coef(a, &c)) return;
+    for (int j = 0; j < a->n; j++) scale_span_f32(a->numel[j], a->t[0][j], c);
+}
+PT_REGISTER_KERNEL(optim_scale_multi, PT_DEV_CPU, PT_F32, scale_multi_f32)
+static void scale_multi_f64(const pt_mt_args *a) {
+    double c;
+    if (!clip_coef(a, &c)) return;
+    for (int j = 0; j < a->n; j++) scale_span_f64(a->numel[j], a->t[0][j], c);
+}
+PT_REGISTER_KERNEL(optim_scale_multi, PT_DEV_CPU, PT_F64, scale_multi_f64)
+
+/* ---- EMA: ema ← ema + (1 − d)(w − ema) ---- */
+static void ema_span(int64_t n, float *e, const float *w, double decay) {
+    const float k = (float)(1.0 - decay);
+#pragma omp parallel for if (n > PT_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) e[i] = e[i] + k * (w[i] - e[i]);
+}
+static void ema_f32(const pt_ema_args *a) { ema_span(a->n, a->ema, a->w, a->decay); }
 PT_REGISTER_KERNEL(optim_ema, PT_DEV_CPU, PT_F32, ema_f32)
+static void ema_multi_f32(const pt_mt_args *a) {
+    for (int j = 0; j < a->n; j++) ema_span(a->numel[j], a->t[0][j], a->t[1][j], a->scal[j * a->scal_stride]);
+}
+PT_REGISTER_KERNEL(optim_ema_multi, PT_DEV_CPU, PT_F32, ema_multi_f32)
 
 /* ---- SWA ---- */
 static void swa_add_f32(const pt_swa_args *a) {

@@ -1597,4 +1597,103 @@ function artifact.code_files(recipe_path) end
 ---@return proteus.Tensor
 function artifact.entry_tensor(e) end
 
+-- =================================================================================================
+-- proteus.cuda
+-- =================================================================================================
+
+---@alias proteus.CudaDevice integer|string      a CUDA ordinal (0 = "cuda:0") or "cuda", "cuda:N"; default 0
+---@alias proteus.CudaGraph {replay: fun(self), free: fun(self), stats: fun(self): table, outputs: fun(self): any}  g:replay() runs the captured work again (asynchronous); g:stats() = {device, nodes, replays, pool_reserved_bytes, pool_allocated_bytes, pool_peak_allocated_bytes, pool_blocks, pool_allocs, pool_frees, pool_reuses, pool_from_cache, pool_cuda_mallocs, pool_adopted}; g:outputs() = the captured function's results; g:free() (also on collection) destroys it and releases its pool
+
+--- The CUDA backend: devices, the caching allocator's statistics, synchronisation, timing events and
+--- CUDA graphs. Without nvcc at build time every function but built, is_available,
+--- unavailable_reason and capturing raises "CUDA not built into this proteus"; without a device,
+--- "cuda:0: no CUDA device is usable (...)".
+---@class proteus.cuda
+local cuda = {}
+
+--- true when this proteus was compiled with the CUDA backend.
+---@return boolean
+function cuda.built() end
+
+--- true when the backend is built and at least one device is usable.
+---@return boolean
+function cuda.is_available() end
+
+--- Why CUDA cannot be used here ("" when it can).
+---@return string
+function cuda.unavailable_reason() end
+
+--- Number of usable devices.
+---@return integer
+function cuda.device_count() end
+
+--- The device's name as the driver reports it.
+---@param dev? proteus.CudaDevice
+---@return string
+function cuda.device_name(dev) end
+
+--- {name, major, minor, sm_count, total_bytes, l2_bytes, smem_per_block_optin}.
+---@param dev? proteus.CudaDevice
+---@return table
+function cuda.device_info(dev) end
+
+--- Allocator statistics: allocated/requested/reserved/cached bytes, peaks, counts of allocations,
+--- frees, cache hits, cudaMalloc/cudaFree calls and out-of-memory flushes, and n_graph_pools,
+--- graph_pool_reserved_bytes, graph_pool_allocated_bytes (memory of live CUDA graphs, included in
+--- the other counts).
+---@param dev? proteus.CudaDevice
+---@return table
+function cuda.memory_stats(dev) end
+
+--- Resets the peaks to the current values.
+---@param dev? proteus.CudaDevice
+function cuda.reset_peak_stats(dev) end
+
+--- Returns the cached (free) blocks to the driver (all devices when dev is nil); live graphs keep
+--- their pools.
+---@param dev? proteus.CudaDevice
+function cuda.empty_cache(dev) end
+
+--- Waits for all queued work on the device and raises any kernel error.
+---@param dev? proteus.CudaDevice
+function cuda.synchronize(dev) end
+
+--- A timing event on the compute stream: e:record(), e:synchronize(), e:elapsed_ms(later), e:release().
+---@return userdata
+function cuda.event() end
+
+--- "1.50 GiB", "512 B".
+---@param n integer bytes
+---@return string
+function cuda.fmt_bytes(n) end
+
+--- One line summarising memory_stats(dev).
+---@param dev? proteus.CudaDevice
+---@return string
+function cuda.memory_summary(dev) end
+
+--- Median milliseconds of fn() between two events, after `warmup` untimed calls; also the sorted times.
+---@param fn fun()
+---@param opts? {warmup?: integer, repeats?: integer, device?: proteus.CudaDevice}
+---@return number median_ms
+---@return number[] times
+function cuda.time(fn, opts) end
+
+--- The device this thread is capturing a CUDA graph on, or nil.
+---@return integer|nil
+function cuda.capturing() end
+
+--- Captures fn() into a CUDA graph (one device's compute stream) and returns the graph and fn's
+--- results. Nothing runs during the capture; g:replay() runs the recorded kernels with one launch
+--- on the same memory each time, so warm fn up eagerly first, keep the tensors it reads alive and
+--- change inputs in place (x:copy_(new) before g:replay()). Tensors made during the capture live in
+--- the graph's private pool. A host read (tensor:item(), :totable(), printing), synchronize, events,
+--- a host-to-device copy or another device inside fn raises "... cannot run inside a CUDA graph
+--- capture"; any error in fn aborts the capture cleanly and is raised again with "cuda.graph:".
+---@param fn fun(): ...
+---@param opts? {device?: proteus.CudaDevice}
+---@return proteus.CudaGraph graph
+---@return any ... fn's results (kept alive with the graph)
+function cuda.graph(fn, opts) end
+
 return pt

@@ -9,10 +9,14 @@
  *   C.memory_stats([dev])     -- {allocated_bytes=, reserved_bytes=, peak_allocated_bytes=, n_allocs=, ...}
  *   C.reset_peak_stats([dev]) C.empty_cache([dev])      C.synchronize([dev])
  *   local e = C.event(); e:record(); ...; e2:record(); e:elapsed_ms(e2)   -- on the compute stream
+ *   C.graph_begin([dev]); ...; local g = C.graph_end(keep)  -- or C.graph_abort() after an error
+ *   g:replay(); g:stats(); g:outputs(); g:free()             -- keep: table kept alive with g
+ *   C.capturing()             -- the device this thread is capturing, or nil
  * dev is a CUDA ordinal (0 = "cuda:0") or a device string ("cuda:1"); default 0.
- * Without CUDA in the build every function but built/is_available/unavailable_reason raises
+ * Without CUDA in the build every function but built/is_available/unavailable_reason/capturing raises
  * "CUDA not built into this proteus (nvcc was not found at build time)".
- * Tests: tests/gpu/test_runtime.lua (skips without a device), tests/lua/test_cuda_binding.lua.
+ * Tests: tests/gpu/test_runtime.lua, tests/gpu/test_graph.lua (skip without a device),
+ * tests/lua/test_cuda_binding.lua, tests/lua/test_graph_api.lua.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -55,6 +59,7 @@ static int l_unavailable_reason(lua_State *L) {
 #ifdef PT_WITH_CUDA
 
 #define PT_CUDA_EVENT_MT "proteus.CudaEvent"
+#define PT_CUDA_GRAPH_MT "proteus.CudaGraph"
 
 /* optional device argument: integer ordinal or "cuda[:N]" */
 static int pt_lua_cuda_dev(lua_State *L, int i) {
@@ -105,7 +110,7 @@ static int l_device_info(lua_State *L) {
 static int l_memory_stats(lua_State *L) {
     pt_cuda_mem_stats s;
     PT_LUA_CHECK(L, pt_cuda_memory_stats(pt_lua_cuda_dev(L, 1), &s));
-    lua_createtable(L, 0, 14);
+    lua_createtable(L, 0, 17);
     pt_set_int(L, "allocated_bytes", s.allocated_bytes);
     pt_set_int(L, "requested_bytes", s.requested_bytes);
     pt_set_int(L, "reserved_bytes", s.reserved_bytes);
@@ -120,6 +125,9 @@ static int l_memory_stats(lua_State *L) {
     pt_set_int(L, "n_oom_flushes", s.n_oom_flushes);
     pt_set_int(L, "n_active_blocks", s.n_active_blocks);
     pt_set_int(L, "n_cached_blocks", s.n_cached_blocks);
+    pt_set_int(L, "n_graph_pools", s.n_graph_pools);
+    pt_set_int(L, "graph_pool_reserved_bytes", s.graph_pool_reserved_bytes);
+    pt_set_int(L, "graph_pool_allocated_bytes", s.graph_pool_allocated_bytes);
     return 1;
 }
 
@@ -194,6 +202,111 @@ static const luaL_Reg ev_methods[] = {{"record", ev_record},       {"synchronize
 static const luaL_Reg ev_meta[] = {{"__gc", ev_release}, {"__close", ev_release}, {"__tostring", ev_tostring},
                                    {NULL, NULL}};
 
+/* ---- graphs: userdata holding a pointer that becomes NULL once freed; user value 1 = the table
+ * of tensors kept alive with the graph (the captured function's results) ---- */
+typedef struct {
+    pt_cuda_graph *g;
+} pt_lua_graph;
+
+static pt_cuda_graph *pt_check_graph(lua_State *L, int i) {
+    pt_lua_graph *u = luaL_checkudata(L, i, PT_CUDA_GRAPH_MT);
+    if (!u->g) luaL_error(L, "CUDA graph: already freed (graph:free() was called)");
+    return u->g;
+}
+
+static int l_graph_begin(lua_State *L) {
+    PT_LUA_CHECK(L, pt_cuda_graph_begin(pt_lua_cuda_dev(L, 1)));
+    return 0;
+}
+
+static int l_graph_end(lua_State *L) {
+    pt_lua_graph *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->g = NULL;
+    luaL_setmetatable(L, PT_CUDA_GRAPH_MT);
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_pushvalue(L, 1);
+        lua_setiuservalue(L, -2, 1);
+    }
+    PT_LUA_CHECK(L, pt_cuda_graph_end(&u->g));
+    return 1;
+}
+
+static int l_graph_abort(lua_State *L) {
+    (void)L;
+    pt_cuda_graph_abort();
+    return 0;
+}
+
+static int l_capturing(lua_State *L) {
+    int d = pt_cuda_graph_capturing();
+    if (d < 0) lua_pushnil(L);
+    else lua_pushinteger(L, d);
+    return 1;
+}
+
+static int gr_replay(lua_State *L) {
+    PT_LUA_CHECK(L, pt_cuda_graph_replay(pt_check_graph(L, 1)));
+    return 0;
+}
+
+static int gr_stats(lua_State *L) {
+    pt_cuda_graph_stats s;
+    PT_LUA_CHECK(L, pt_cuda_graph_get_stats(pt_check_graph(L, 1), &s));
+    lua_createtable(L, 0, 13);
+    pt_set_int(L, "device", s.device);
+    pt_set_int(L, "nodes", s.nodes);
+    pt_set_int(L, "replays", s.replays);
+    pt_set_int(L, "pool_reserved_bytes", s.pool.reserved_bytes);
+    pt_set_int(L, "pool_allocated_bytes", s.pool.allocated_bytes);
+    pt_set_int(L, "pool_peak_allocated_bytes", s.pool.peak_allocated_bytes);
+    pt_set_int(L, "pool_blocks", s.pool.n_blocks);
+    pt_set_int(L, "pool_allocs", s.pool.n_allocs);
+    pt_set_int(L, "pool_frees", s.pool.n_frees);
+    pt_set_int(L, "pool_reuses", s.pool.n_reuses);
+    pt_set_int(L, "pool_from_cache", s.pool.n_from_cache);
+    pt_set_int(L, "pool_cuda_mallocs", s.pool.n_cuda_mallocs);
+    pt_set_int(L, "pool_adopted", s.pool.n_adopted);
+    return 1;
+}
+
+/* the captured function's results, kept alive with the graph */
+static int gr_outputs(lua_State *L) {
+    pt_check_graph(L, 1);
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) return 0;
+    int t = lua_gettop(L);
+    lua_getfield(L, t, "n");
+    lua_Integer n = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (lua_Integer)lua_rawlen(L, t);
+    lua_pop(L, 1);
+    luaL_checkstack(L, (int)n, "too many graph outputs");
+    for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, t, i);
+    return (int)n;
+}
+
+static int gr_free(lua_State *L) {
+    pt_lua_graph *u = luaL_checkudata(L, 1, PT_CUDA_GRAPH_MT);
+    pt_cuda_graph_free(u->g);
+    u->g = NULL;
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 1); /* the kept tensors may go now */
+    return 0;
+}
+
+static int gr_tostring(lua_State *L) {
+    pt_lua_graph *u = luaL_checkudata(L, 1, PT_CUDA_GRAPH_MT);
+    pt_cuda_graph_stats s;
+    if (u->g && pt_cuda_graph_get_stats(u->g, &s) == PT_OK)
+        lua_pushfstring(L, "CudaGraph (cuda:%d, %d nodes, %d replays)", s.device, (int)s.nodes, (int)s.replays);
+    else
+        lua_pushstring(L, "CudaGraph (freed)");
+    return 1;
+}
+
+static const luaL_Reg gr_methods[] = {{"replay", gr_replay}, {"stats", gr_stats}, {"outputs", gr_outputs},
+                                      {"free", gr_free},     {NULL, NULL}};
+static const luaL_Reg gr_meta[] = {{"__gc", gr_free}, {"__close", gr_free}, {"__tostring", gr_tostring},
+                                   {NULL, NULL}};
+
 static const luaL_Reg cuda_fns[] = {
     {"built", l_built},
     {"is_available", l_is_available},
@@ -206,6 +319,10 @@ static const luaL_Reg cuda_fns[] = {
     {"empty_cache", l_empty_cache},
     {"synchronize", l_synchronize},
     {"event", l_event},
+    {"graph_begin", l_graph_begin},
+    {"graph_end", l_graph_end},
+    {"graph_abort", l_graph_abort},
+    {"capturing", l_capturing},
     {NULL, NULL},
 };
 
@@ -216,6 +333,12 @@ static int luaopen_cuda(lua_State *L) {
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
+    if (luaL_newmetatable(L, PT_CUDA_GRAPH_MT)) {
+        luaL_setfuncs(L, gr_meta, 0);
+        luaL_newlib(L, gr_methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
     luaL_newlib(L, cuda_fns);
     return 1;
 }
@@ -223,6 +346,14 @@ static int luaopen_cuda(lua_State *L) {
 #else /* no CUDA in this build */
 
 static int l_not_built(lua_State *L) { return luaL_error(L, PT_CUDA_NOT_BUILT); }
+static int l_capturing(lua_State *L) {
+    lua_pushnil(L);
+    return 1;
+}
+static int l_graph_abort(lua_State *L) {
+    (void)L;
+    return 0;
+}
 
 static const luaL_Reg cuda_fns[] = {
     {"built", l_built},
@@ -236,6 +367,10 @@ static const luaL_Reg cuda_fns[] = {
     {"empty_cache", l_not_built},
     {"synchronize", l_not_built},
     {"event", l_not_built},
+    {"graph_begin", l_not_built},
+    {"graph_end", l_not_built},
+    {"graph_abort", l_graph_abort},
+    {"capturing", l_capturing},
     {NULL, NULL},
 };
 

@@ -472,14 +472,21 @@ static int pt_lua_binop(lua_State *L, pt_binop op) {
     int num_i = isb ? 2 : (isa ? 1 : 0);
     pt_tensor *other = isb ? a : b;
     if (num_i && lua_isinteger(L, num_i) && pt_dtype_is_int(other->dtype) && op != PT_BIN_DIV) {
-        pt_tensor *s = NULL;
-        PT_LUA_CHECK(L, pt_tensor_empty(&s, PT_I64, PT_CPU, 0, NULL));
-        *(int64_t *)pt_tensor_data(s) = (int64_t)lua_tointeger(L, num_i);
-        pt_tensor *sd = s;
+        const lua_Integer v = lua_tointeger(L, num_i);
+        pt_tensor *sd = NULL;
         pt_status st = PT_OK;
-        if (other->device.type != PT_DEV_CPU) {
-            st = pt_tensor_to(&sd, s, PT_I64, other->device, 0);
-            pt_tensor_release(s);
+        if (other->device.type != PT_DEV_CPU && v >= -(INT64_C(1) << 53) && v <= (INT64_C(1) << 53)) {
+            /* exact as a double: filled on the device (no host->device copy: capturable in a CUDA graph) */
+            st = pt_tensor_full(&sd, PT_I64, other->device, 0, NULL, (double)v);
+        } else { /* the CPU, or an integer beyond 2^53 (made exactly on the host, then moved) */
+            pt_tensor *s = NULL;
+            PT_LUA_CHECK(L, pt_tensor_empty(&s, PT_I64, PT_CPU, 0, NULL));
+            *(int64_t *)pt_tensor_data(s) = (int64_t)v;
+            sd = s;
+            if (other->device.type != PT_DEV_CPU) {
+                st = pt_tensor_to(&sd, s, PT_I64, other->device, 0);
+                pt_tensor_release(s);
+            }
         }
         if (!st) st = isb ? pt_binary(&r, op, a, sd) : pt_binary(&r, op, sd, b);
         pt_tensor_release(sd);

@@ -2,6 +2,8 @@
  *
  * The CPU allocator is malloc (64-byte aligned); device storage goes through the allocator hooks
  * that the CUDA backend installs (pt_set_device_allocator). See pt_tensor.h for conventions.
+ * Fill (pt_tensor_fill_, pt_tensor_full) on a device runs the device's "tensor_fill" kernel from the
+ * kernel table (no host buffer, so it can be captured into a CUDA graph).
  * Tested by tests/c/test_tensor.c and tests/lua/test_tensor.lua.
  */
 #include "pt_tensor.h"
@@ -11,6 +13,7 @@
 #include <stdlib.h> /* aligned_alloc, free */
 #include <string.h> /* memcpy, memset, strcmp */
 
+#include "../kernels/pt_dispatch.h" /* pt_kernel_find: the device's "tensor_fill" kernel */
 #include "pt_autograd.h"
 
 static int64_t pt_live_tensors, pt_live_storages, pt_host_bytes, pt_device_bytes;
@@ -660,8 +663,16 @@ pt_status pt_tensor_to(pt_tensor **out, pt_tensor *t, pt_dtype dt, pt_device dev
     return st;
 }
 
+/* ("tensor_fill", device, dtype) kernels: set every element of the view t (any strides) to value,
+ * converted with the CPU's rules (src/kernels/cuda/copy.cu, pt_fill_kernel in pt_cuda.h) */
+typedef pt_status (*pt_tensor_fill_kernel)(pt_tensor *t, double value);
+
 pt_status pt_tensor_fill_(pt_tensor *t, double value) {
     if (t->device.type != PT_DEV_CPU) {
+        /* on the device: no host buffer, no transfer (so it can be captured into a CUDA graph) */
+        pt_tensor_fill_kernel k = (pt_tensor_fill_kernel)pt_kernel_find("tensor_fill", t->device.type, t->dtype);
+        if (k) return k(t, value);
+        /* a device without a fill kernel: through a host tensor of the view's shape */
         pt_tensor *h = NULL;
         PT_TRY(pt_tensor_full(&h, t->dtype, PT_CPU, t->ndim, t->shape, value));
         pt_status st = pt_tensor_copy_(t, h);

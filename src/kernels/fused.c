@@ -10,11 +10,13 @@
  * Tests: tests/c/test_fused.c, tests/lua/test_functional.lua, tests/reference/fused_ops_ref.py.
  */
 #include <math.h>
+#include <stdio.h> /* snprintf */
 #include <stdint.h>
 #include <string.h>
 
 #include "pt_dispatch.h"
 #include "pt_fused.h"
+#include "pt_index.h" /* pt_index_check_range: the targets' range check */
 #include "pt_ops.h"
 
 /* ---------------- helpers ---------------- */
@@ -451,14 +453,18 @@ static pt_status pt_ce_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
 
 pt_status pt_ce_mean(pt_tensor **out, pt_tensor *nll) {
     *out = NULL;
-    const int64_t n = pt_tensor_numel(nll);
-    pt_tensor *n64 = NULL;
-    PT_TRY(pt_tensor_to(&n64, nll, PT_F64, PT_CPU, 0));
-    const double *p = pt_tensor_data(n64);
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += p[i]; /* f64, in row order */
-    pt_tensor_release(n64);
-    return pt_tensor_full(out, nll->dtype, nll->device, 0, NULL, sum / (double)n);
+    PT_TRY(pt_fz_float("ce_mean", "nll", nll, NULL, NULL));
+    PT_FZ_FIND(pt_ce_mean_kernel, k, "ce_mean", nll->device, nll->dtype);
+    pt_tensor *nc = NULL;
+    PT_TRY(pt_tensor_contiguous_raw(&nc, nll));
+    pt_status st = pt_tensor_empty(out, nll->dtype, nll->device, 0, NULL);
+    if (!st) st = k(pt_tensor_data(nc), pt_tensor_numel(nc), pt_tensor_data(*out)); /* on the device: no host read */
+    pt_tensor_release(nc);
+    if (st) {
+        pt_tensor_release(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 pt_status pt_softcap_cross_entropy(pt_tensor **out, pt_tensor *logits, pt_tensor *targets, double softcap,
@@ -492,14 +498,11 @@ pt_status pt_softcap_cross_entropy(pt_tensor **out, pt_tensor *logits, pt_tensor
     pt_status st = pt_tensor_contiguous_raw(&xc, logits);
     if (!st) st = pt_tensor_to(&t64, targets, PT_I64, targets->device, 0);
     if (!st) st = pt_tensor_contiguous_raw(&tc, t64);
-    if (!st && tc->device.type == PT_DEV_CPU) {
-        const int64_t *tp = pt_tensor_data(tc);
-        for (int64_t i = 0; i < n; i++)
-            if (tp[i] < 0 || tp[i] >= V) {
-                st = PT_FAIL(PT_ERR_INDEX, "%s: target %lld at position %lld (flat index into targets %s) is out of "
-                                           "range [0, %lld)", op, (long long)tp[i], (long long)i, st_, (long long)V);
-                break;
-            }
+    if (!st) { /* every device: the "index_check" kernel (deferred inside a CUDA graph capture) */
+        char tmpl[512];
+        snprintf(tmpl, sizeof tmpl, "%s: target {value} at position {pos} (flat index into targets %s) is out of "
+                 "range [0, %lld)", op, st_, (long long)V);
+        st = pt_index_check_range(tc, V, tmpl);
     }
     if (!st) st = pt_tensor_zeros(&nll, logits->dtype, logits->device, targets->ndim, targets->shape);
     if (!st) st = pt_tensor_zeros(&lse, logits->dtype, logits->device, 1, &n);

@@ -15,10 +15,12 @@
 #include <limits.h> /* INT_MAX */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h> /* snprintf */
 #include <string.h>
 
 #include "pt_dispatch.h"
 #include "pt_head_ce.h"
+#include "pt_index.h" /* pt_index_check_range */
 #include "pt_matmul.h"
 #include "pt_ops.h"
 
@@ -166,21 +168,13 @@ static pt_status hc_check(pt_tensor *x, pt_tensor *w, pt_tensor *targets, double
     return PT_OK;
 }
 
-/* every target in [0, V); read on the host (one copy of N ids when they live on a device) */
-static pt_status hc_check_targets(pt_tensor *tc, int64_t n, int64_t V, const char *stg) {
-    pt_tensor *host = NULL;
-    pt_status st = pt_tensor_to(&host, tc, PT_I64, PT_CPU, 0);
-    if (st) return st;
-    const int64_t *tp = n > 0 ? pt_tensor_data(host) : NULL;
-    for (int64_t i = 0; i < n; i++)
-        if (tp[i] < 0 || tp[i] >= V) {
-            st = PT_FAIL(PT_ERR_INDEX, "%s: target %lld at position %lld (flat index into targets %s) is out of "
-                                       "range [0, %lld) (V = the rows of w)", HC_OP, (long long)tp[i], (long long)i,
-                         stg, (long long)V);
-            break;
-        }
-    pt_tensor_release(host);
-    return st;
+/* every target in [0, V), with the device's "index_check" kernel (tc: contiguous i64 on x's device; no
+ * host copy, and deferred to the next synchronisation inside a CUDA graph capture) */
+static pt_status hc_check_targets(pt_tensor *tc, int64_t V, const char *stg) {
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s: target {value} at position {pos} (flat index into targets %s) is out of range "
+             "[0, %lld) (V = the rows of w)", HC_OP, stg, (long long)V);
+    return pt_index_check_range(tc, V, tmpl);
 }
 
 /* ---------------- forward ---------------- */
@@ -207,7 +201,7 @@ pt_status pt_linear_softcap_cross_entropy(pt_tensor **out, pt_tensor *x, pt_tens
     if (!st) st = pt_tensor_contiguous_raw(&wc, w);
     if (!st) st = pt_tensor_to(&t64, targets, PT_I64, targets->device, 0);
     if (!st) st = pt_tensor_contiguous_raw(&tc, t64);
-    if (!st) st = hc_check_targets(tc, n, V, stg);
+    if (!st) st = hc_check_targets(tc, V, stg);
     if (!st) st = pt_tensor_zeros(&nll, dt, dev, targets->ndim, targets->shape);
     if (!st) st = pt_tensor_zeros(&lse, dt, dev, 1, &n);
     if (!st && n > 0) /* C = 0: no GEMM writes the logits, they stay 0 */

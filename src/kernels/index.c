@@ -1,8 +1,9 @@
 /* index.c — op fronts of the indexing family (declared in pt_ops.h): index_select, gather,
  * scatter_add, embedding. Each checks dtypes and shapes (errors name the op and both shapes),
  * checks every index against its valid range (PT_ERR_INDEX naming the value, its flat position in
- * the index tensor and the range), then runs the (op, device, dtype) kernel of pt_index.h and
- * records the autograd node.
+ * the index tensor and the range; pt_index_check_range, which the cross-entropy ops use for their
+ * targets too: on CUDA inside a graph capture the check is deferred to the next synchronisation),
+ * then runs the (op, device, dtype) kernel of pt_index.h and records the autograd node.
  *
  * Semantics follow torch: indices must be in [0, size) (no negative wrap-around); gather and
  * scatter_add need index.ndim == input.ndim with index.size(d) <= input.size(d) for d != dim (and
@@ -33,18 +34,52 @@ static pt_status pt_check_index_dtype(const char *op, const pt_tensor *idx) {
     return PT_OK;
 }
 
-/* Checks idx (contiguous) against [0, limit). `what` completes "out of range for ..." */
-static pt_status pt_check_indices(const char *op, const pt_tensor *idx, int64_t limit, const char *what) {
+void pt_index_format_check(char *buf, size_t n, const char *tmpl, int64_t value, int64_t pos) {
+    static const char kv[] = "{value}", kp[] = "{pos}";
+    size_t w = 0;
+    if (n == 0) return;
+    while (*tmpl && w + 1 < n) {
+        char num[24];
+        const char *ins = NULL;
+        if (strncmp(tmpl, kv, sizeof kv - 1) == 0) {
+            snprintf(num, sizeof num, "%lld", (long long)value);
+            ins = num;
+            tmpl += sizeof kv - 1;
+        } else if (strncmp(tmpl, kp, sizeof kp - 1) == 0) {
+            snprintf(num, sizeof num, "%lld", (long long)pos);
+            ins = num;
+            tmpl += sizeof kp - 1;
+        }
+        if (ins) {
+            for (; *ins && w + 1 < n; ins++) buf[w++] = *ins;
+        } else {
+            buf[w++] = *tmpl++;
+        }
+    }
+    buf[w] = 0;
+}
+
+pt_status pt_index_check_range(const pt_tensor *idx, int64_t limit, const char *tmpl) {
     int64_t n = pt_tensor_numel(idx);
     if (n == 0) return PT_OK;
     pt_index_check_kernel k = (pt_index_check_kernel)pt_kernel_find("index_check", idx->device.type, idx->dtype);
     if (!k) return pt_kernel_missing("index_check", idx->device.type, idx->dtype);
     int64_t bad = 0;
-    int64_t pos = k(pt_tensor_data(idx), n, limit, &bad);
-    if (pos >= 0)
-        return PT_FAIL(PT_ERR_INDEX, "%s: index %lld at position %lld is out of range for %s (valid 0..%lld)", op,
-                       (long long)bad, (long long)pos, what, (long long)limit - 1);
+    int64_t pos = k(pt_tensor_data(idx), n, limit, &bad, tmpl);
+    if (pos >= 0) {
+        char msg[1024];
+        pt_index_format_check(msg, sizeof msg, tmpl, bad, pos);
+        return PT_FAIL(PT_ERR_INDEX, "%s", msg);
+    }
     return PT_OK;
+}
+
+/* Checks idx (contiguous) against [0, limit). `what` completes "out of range for ..." */
+static pt_status pt_check_indices(const char *op, const pt_tensor *idx, int64_t limit, const char *what) {
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s: index {value} at position {pos} is out of range for %s (valid 0..%lld)", op,
+             what, (long long)limit - 1);
+    return pt_index_check_range(idx, limit, tmpl);
 }
 
 static void pt_odi(const pt_tensor *a, int dim, int64_t *outer, int64_t *inner) {
@@ -252,6 +287,7 @@ static pt_status pt_gather_run(const char *kname, pt_tensor *out, pt_tensor *src
     g.out = pt_tensor_data(out);
     memcpy(g.os, out->stride, sizeof(int64_t) * (size_t)out->ndim);
     g.esize = pt_dtype_size(out->dtype);
+    g.limit = strcmp(kname, "gather") == 0 ? src->shape[dim] : out->shape[dim];
     if (g.n > 0) k(&g);
     return PT_OK;
 }

@@ -51,8 +51,8 @@ pt_status pt_xsa(pt_tensor **out, pt_tensor *y, pt_tensor *v);
 pt_status pt_relu2(pt_tensor **out, pt_tensor *x);
 pt_status pt_leaky_relu2(pt_tensor **out, pt_tensor *x, double slope);
 pt_status pt_star_relu(pt_tensor **out, pt_tensor *x, pt_tensor *scale, pt_tensor *bias);
-/* the mean of a per-position NLL tensor as a 0-d tensor on its device and dtype: an f64 sum in row
- * order (the CE ops' reduction "mean"; nll must be contiguous and non-empty) */
+/* the mean of a per-position NLL tensor (f32 or f64) as a 0-d tensor on its device and dtype: an f64
+ * sum (row order on the CPU; the "ce_mean" kernel below), on the device (the CE ops' reduction "mean") */
 pt_status pt_ce_mean(pt_tensor **out, pt_tensor *nll);
 pt_status pt_softcap_cross_entropy(pt_tensor **out, pt_tensor *logits, pt_tensor *targets, double softcap,
                                    pt_ce_reduction reduction);
@@ -113,7 +113,10 @@ typedef struct {
 } pt_act2_args;
 
 /* "softcap_ce":     logits [N,V], targets [N] (i64, in range) -> nll [N], lse [N] (of the capped z)
- * "softcap_ce_bwd": dlogits[i,j] = g[i·gstride]·gscale·(softmax(z)_ij − [j = t_i])·dz/dlogit */
+ * "softcap_ce_bwd": dlogits[i,j] = g[i·gstride]·gscale·(softmax(z)_ij − [j = t_i])·dz/dlogit
+ * The fronts check the targets first (pt_index_check_range, the "index_check" kernel); inside a CUDA
+ * graph capture that check is deferred, so the CUDA kernels give NaN for a row whose target is out of
+ * range instead of reading outside the row. */
 typedef struct {
     int64_t n, V;
     double cap;
@@ -157,5 +160,11 @@ typedef pt_status (*pt_ce_kernel)(const pt_ce_args *a);
 typedef pt_status (*pt_bigram_kernel)(const pt_bigram_args *a);
 typedef pt_status (*pt_smear_kernel)(const pt_smear_args *a);
 typedef pt_status (*pt_lora_kernel)(const pt_lora_args *a);
+
+/* "ce_mean" (f32, f64; pt_ce_mean): out[0] = (sum of nll[0..n) in f64) / n, rounded once to the dtype.
+ * nll contiguous [n], out a 0-d tensor's element, both on the kernel's device. The CPU adds in row
+ * order (the CE ops' documented reduction); CUDA in one block: fixed strided f64 partial sums, then a
+ * fixed tree (deterministic, not bitwise the CPU's order). No host reads: capturable. */
+typedef pt_status (*pt_ce_mean_kernel)(const void *nll, int64_t n, void *out);
 
 #endif

@@ -477,6 +477,52 @@ PT_TEST(cross_entropy_errors) {
     release_all(5, (pt_tensor *[]){x, t, tn, tf, t2});
 }
 
+/* pt_ce_mean through the CPU "ce_mean" kernel: exactly the f64 sum in row order, rounded once (values
+ * whose sum depends on the order, so another order would show) */
+PT_TEST(ce_mean_is_the_row_order_f64_sum) {
+    const int64_t n = 1000;
+    pt_tensor *x32 = NULL, *x64 = NULL, *m = NULL;
+    PT_CHECK_OK(pt_tensor_empty(&x32, PT_F32, PT_CPU, 1, &n));
+    PT_CHECK_OK(pt_tensor_empty(&x64, PT_F64, PT_CPU, 1, &n));
+    double want = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = (i % 7 == 0 ? 1e8 : 1.0) * urand() + (i % 3 == 0 ? 1e-9 : 0);
+        pt_tensor_set_flat(x32, i, v);
+        pt_tensor_set_flat(x64, i, v);
+    }
+    const float *p32 = pt_tensor_data(x32);
+    for (int64_t i = 0; i < n; i++) want += (double)p32[i];
+    PT_CHECK_OK(pt_ce_mean(&m, x32));
+    PT_CHECK(m->ndim == 0 && m->dtype == PT_F32 && pt_device_eq(m->device, PT_CPU));
+    PT_CHECK(*(const float *)pt_tensor_data(m) == (float)(want / (double)n));
+    pt_tensor_release(m);
+    const double *p64 = pt_tensor_data(x64);
+    want = 0;
+    for (int64_t i = 0; i < n; i++) want += p64[i];
+    PT_CHECK_OK(pt_ce_mean(&m, x64));
+    PT_CHECK(m->dtype == PT_F64 && *(const double *)pt_tensor_data(m) == want / (double)n);
+    pt_tensor_release(m);
+    /* a strided view is summed in its own row order (made contiguous first) */
+    int64_t s2[2] = {2, 3};
+    pt_tensor *a = mk(PT_F64, 2, s2, (double[]){1e17, 1, -1e17, 3, 5, 7}), *at_ = NULL;
+    PT_CHECK_OK(pt_transpose(&at_, a, 0, 1)); /* rows 1e17, 3 | 1, 5 | -1e17, 7 */
+    PT_CHECK_OK(pt_ce_mean(&m, at_));
+    want = ((((1e17 + 3.0) + 1.0) + 5.0) + -1e17) + 7.0;
+    PT_CHECK(*(const double *)pt_tensor_data(m) == want / 6.0);
+    pt_tensor_release(m);
+    /* the CE ops' mean is this value, bit for bit */
+    int64_t sl[2] = {5, 6}, st[1] = {5};
+    pt_tensor *z = rnd(PT_F32, 2, sl, 3), *t = mk(PT_I64, 1, st, (double[]){0, 5, 2, 2, 4}), *l = NULL, *ln = NULL;
+    PT_CHECK_OK(pt_softcap_cross_entropy(&l, z, t, 15, PT_CE_MEAN));
+    PT_CHECK_OK(pt_softcap_cross_entropy(&ln, z, t, 15, PT_CE_NONE));
+    PT_CHECK_OK(pt_ce_mean(&m, ln));
+    PT_CHECK(*(const float *)pt_tensor_data(l) == *(const float *)pt_tensor_data(m));
+    pt_tensor *ti = NULL;
+    PT_CHECK_ERR(pt_ce_mean(&ti, t), PT_ERR_DTYPE, "ce_mean: nll has dtype i64");
+    PT_CHECK(ti == NULL);
+    release_all(9, (pt_tensor *[]){x32, x64, m, a, at_, z, t, l, ln});
+}
+
 typedef struct { pt_tensor *targets; double cap; int red; } ce_ud;
 static pt_status f_ce(pt_tensor **o, pt_tensor **in, const void *ud) {
     const ce_ud *u = ud;

@@ -6,9 +6,11 @@
  *   cmake --build build && ctest --test-dir build -R test_index --output-on-failure
  */
 #include <math.h>
+#include <stdint.h> /* INT64_MIN */
 #include <stdlib.h>
 #include <string.h>
 
+#include "pt_index.h" /* pt_index_format_check, pt_index_check_range */
 #include "pt_opcheck.h"
 #include "pt_ops.h"
 #include "pt_test.h"
@@ -334,6 +336,35 @@ PT_TEST(index_gradcheck) {
     pt_tensor_release(u.idx);
     pt_tensor_release(w);
     pt_tensor_release(x);
+}
+
+/* the range checks' one message formatter (eager and deferred CUDA checks read the same) and
+ * pt_index_check_range, which the cross-entropy ops use for their targets */
+PT_TEST(check_message_template) {
+    char b[128];
+    pt_index_format_check(b, sizeof b, "op: index {value} at position {pos} (again {value}, {pos})", -7, 12);
+    PT_CHECK(strcmp(b, "op: index -7 at position 12 (again -7, 12)") == 0);
+    pt_index_format_check(b, sizeof b, "no placeholders, {val} {po} { value} stay", 1, 2);
+    PT_CHECK(strcmp(b, "no placeholders, {val} {po} { value} stay") == 0);
+    pt_index_format_check(b, 10, "index {value} at {pos}", 123456789, 5); /* truncated, terminated */
+    PT_CHECK(strcmp(b, "index 123") == 0);
+    pt_index_format_check(b, 1, "x{value}", 1, 2);
+    PT_CHECK(b[0] == 0);
+    pt_index_format_check(b, sizeof b, "{value}{pos}", INT64_MIN, INT64_MAX);
+    PT_CHECK(strcmp(b, "-92233720368547758089223372036854775807") == 0);
+    pt_tensor *ok = pt_oc_make(PT_I32, 1, SHAPE(4), VALS(0, 3, 1, 2));
+    pt_tensor *bad = pt_oc_make(PT_U8, 2, SHAPE(2, 2), VALS(1, 2, 4, 9));
+    pt_tensor *none = pt_oc_make(PT_I64, 1, SHAPE(0), NULL);
+    PT_CHECK_OK(pt_index_check_range(ok, 4, "unused {value}"));
+    PT_CHECK_OK(pt_index_check_range(none, 0, "unused {value}"));
+    PT_CHECK_ERR(pt_index_check_range(bad, 4, "t: id {value} at {pos} not in [0, 4)"), PT_ERR_INDEX,
+                 "t: id 4 at 2 not in [0, 4)");
+    pt_tensor *f = pt_oc_make(PT_F32, 1, SHAPE(1), VALS(0));
+    PT_CHECK_ERR(pt_index_check_range(f, 4, "x"), PT_ERR_UNSUPPORTED, "index_check");
+    pt_tensor_release(ok);
+    pt_tensor_release(bad);
+    pt_tensor_release(none);
+    pt_tensor_release(f);
 }
 
 PT_TEST(index_no_leaks) {

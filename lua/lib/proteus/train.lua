@@ -62,7 +62,21 @@
 -- reduce_grads = function(params) (averages gradients across ranks), any_rank = function(bool) ->
 -- bool (the stop flag's max over ranks).
 --
--- Tests: tests/lua/test_train.lua, tests/lua/test_checkpoint.lua, tests/cli/test_kill_checkpoint.sh.
+-- CUDA graphs (cuda_graph = true, default false; docs/gpu.md "CUDA graphs"): for a model on a CUDA
+-- device (grad_accum = 1, no qat), the first cuda_graph_warmup (default 3) steps of this call run
+-- eagerly through the same step code, then one step — zero_grad, forward, backward, reduce_grads,
+-- clip (optim.clip_grad_norm(params, max_norm, {device = true, out = norm}): a 0-d device tensor,
+-- no host read), opt:apply() for each optimizer — is captured with proteus.cuda's cuda.graph and
+-- replayed for every later step. Outside the graph, each step: the batch is copied INTO the static
+-- input tensors, momentum_schedule / opt:set and opt:prepare(lr_mul, {all = true}) write the step's
+-- scalars to the device, then after the replay the loss and the gradient norm are read for logs, metrics and the
+-- NaN check — which therefore runs after the optimizer step (the error says so). EMA/SWA, validation,
+-- checkpoints and the compile warmup (warmup_steps) stay eager. result.cuda_graph = {capture_step,
+-- replays, stats} (the graph's stats before it was freed at the end of the run; nil when the run
+-- ended within the eager warm-up steps).
+--
+-- Tests: tests/lua/test_train.lua, tests/lua/test_checkpoint.lua, tests/cli/test_kill_checkpoint.sh,
+-- tests/lua/test_graph_api.lua (cuda_graph's errors), tests/gpu/test_graph.lua (graph vs eager on a GPU).
 local pt = require "proteus"
 local optim = require "proteus.optim"
 local sched = require "proteus.schedule"
@@ -199,8 +213,8 @@ end
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 
 local KNOWN_OPTS = { "any_rank", "apply_averaging", "batch_seqs", "checkpoint", "clip", "clip_when", "config",
-  "ema", "grad_accum", "log_every", "lr_schedule", "max_steps", "max_wallclock_ms", "model", "momentum_schedule",
-  "on_step", "optimizers", "progress", "qat", "quiet", "rank", "reduce_grads", "resume", "run", "seq_len", "stream",
+  "cuda_graph", "cuda_graph_warmup", "ema", "grad_accum", "log_every", "lr_schedule", "max_steps", "max_wallclock_ms",
+  "model", "momentum_schedule", "on_step", "optimizers", "progress", "qat", "quiet", "rank", "reduce_grads", "resume", "run", "seq_len", "stream",
   "swa", "val_every", "val_fn", "warmup_steps", "world" }
 local KNOWN_SET = {}
 for _, k in ipairs(KNOWN_OPTS) do KNOWN_SET[k] = true end
@@ -241,13 +255,153 @@ local function check_opts(o)
   for _, k in ipairs { "lr_schedule", "momentum_schedule", "val_fn", "on_step", "reduce_grads", "any_rank" } do
     if o[k] ~= nil and type(o[k]) ~= "function" then fail("%s must be a function, got %s", k, type(o[k])) end
   end
+  if o.cuda_graph ~= nil and type(o.cuda_graph) ~= "boolean" then
+    fail("cuda_graph must be true or false, got %s", tostring(o.cuda_graph))
+  end
+  if o.cuda_graph_warmup ~= nil and (math.type(o.cuda_graph_warmup) ~= "integer" or o.cuda_graph_warmup < 1) then
+    fail("cuda_graph_warmup must be an integer >= 1 (eager steps before the capture), got %s",
+      tostring(o.cuda_graph_warmup))
+  end
+end
+
+-- ---------------------------------------------------------------------------------------------
+-- CUDA graphs (cuda_graph = true): see the header
+-- ---------------------------------------------------------------------------------------------
+
+-- What cuda_graph = true needs, checked before the first step (options first, so the messages are the
+-- same on any machine); dev is the parameters' device.
+local function graph_check(o, dev, accum)
+  if accum ~= 1 then
+    fail("cuda_graph = true captures one whole step, and grad_accum = %d micro-steps are not captured: use "
+      .. "grad_accum = 1 (a larger batch_seqs) or cuda_graph = false", accum)
+  end
+  if o.qat then
+    fail("cuda_graph = true cannot be combined with qat: switching late QAT on changes the captured step; drop "
+      .. "one of them")
+  end
+  for i, opt in ipairs(o.optimizers) do
+    for _, m in ipairs { "prepare", "apply" } do
+      if type(opt) ~= "table" or type(opt[m]) ~= "function" then
+        fail("cuda_graph = true needs the optimizers' launch-only API, but optimizer %d (%s) has no %s "
+          .. "(proteus.optim: opt:prepare(lr_mul) writes the step's scalars to the device outside the graph, "
+          .. "opt:apply() only launches the update)", i, type(opt) == "table" and tostring(opt.kind) or type(opt),
+          m == "prepare" and "prepare(lr_mul)" or "apply()")
+      end
+    end
+  end
+  if not dev:match("^cuda") then
+    fail("cuda_graph = true needs the model on a CUDA device, but its parameters are on %s (move it with "
+      .. "model:to(\"cuda\"), or drop cuda_graph)", dev)
+  end
+end
+
+-- The graph runner: step(ctx, lr_mul, xy) -> train_loss, grad_norm. s = {model, opts_list,
+-- all_params, clip, clip_when, reduce_grads, warmup, dev, batch_seqs, seq_len, n_tok, max_steps,
+-- momentum_schedule}; stop_nan(ctx, what, v, after_update) raises.
+local function graph_runner(s, stop_nan)
+  local cuda = require "proteus.cuda"
+  local r = { graph = nil, capture_step = nil, replays = 0 }
+  local xs, ys, loss_out, norm_out, captured
+  local eager_left = s.warmup
+  -- the gradient norm's home: made outside the capture, written by the device-side clip each step
+  local norm_t = pt.zeros({}, { dtype = "f64", device = s.dev })
+  local clip_opts = { device = true, out = norm_t }
+
+  -- the captured step: nothing in it reads the GPU from the host
+  local function device_step()
+    for _, opt in ipairs(s.opts_list) do opt:zero_grad() end
+    s.model:zero_grad()
+    local loss = s.model:forward(xs, ys)
+    loss:backward()
+    local norm
+    if s.clip_when == "before" then
+      norm = optim.clip_grad_norm(s.all_params, s.clip, clip_opts)
+      if s.reduce_grads then s.reduce_grads(s.all_params) end
+    else
+      if s.reduce_grads then s.reduce_grads(s.all_params) end
+      norm = optim.clip_grad_norm(s.all_params, s.clip, clip_opts)
+    end
+    if not pt.is_tensor(norm) then
+      fail("cuda_graph = true needs optim.clip_grad_norm(params, max_norm, {device = true}) to return the norm as "
+        .. "a 0-d device tensor (device-side clipping, no host read); this proteus.optim returned a %s", type(norm))
+    end
+    for _, opt in ipairs(s.opts_list) do opt:apply() end
+    return loss:detach(), norm
+  end
+
+  local function params_unchanged()
+    local i = 0
+    for name, p in s.model:named_parameters() do
+      i = i + 1
+      if captured[i] ~= p then
+        fail("the model's parameter %s was replaced since the CUDA graph was captured at step %d; the graph "
+          .. "updates the tensors it captured (change parameters in place, or use cuda_graph = false)", name,
+          r.capture_step)
+      end
+    end
+  end
+
+  function r.step(ctx, lr_mul, xy)
+    local x = xy:narrow(1, 1, s.n_tok):reshape { s.batch_seqs, s.seq_len }
+    local y = xy:narrow(1, 2, s.n_tok):reshape { s.batch_seqs, s.seq_len }
+    if not xs then -- the static inputs: the graph reads these addresses at every replay
+      xs = pt.zeros({ s.batch_seqs, s.seq_len }, { dtype = x:dtype(), device = s.dev })
+      ys = pt.zeros({ s.batch_seqs, s.seq_len }, { dtype = y:dtype(), device = s.dev })
+    end
+    xs:copy_(x)
+    ys:copy_(y)
+    if s.momentum_schedule then
+      local m = s.momentum_schedule(ctx)
+      for _, opt in ipairs(s.opts_list) do
+        if opt.kind == "Muon" then opt:set("momentum", m) end
+      end
+    end
+    -- all = true: every parameter will have a gradient when apply() runs (the step drops them first)
+    for _, opt in ipairs(s.opts_list) do opt:prepare(lr_mul, { all = true }) end
+    local loss_t, norm_t
+    if eager_left > 0 then
+      eager_left = eager_left - 1
+      loss_t, norm_t = device_step()
+    else
+      if not r.graph then
+        local ok, g, l, n = pcall(cuda.graph, device_step, { device = s.dev })
+        if not ok then
+          error(string.format("train.run: step %d/%d: capturing the training step into a CUDA graph failed (use "
+            .. "cuda_graph = false to train without it): %s", ctx.step + 1, s.max_steps, tostring(g)), 0)
+        end
+        r.graph, loss_out, norm_out, r.capture_step = g, l, n, ctx.step + 1
+        captured = {}
+        for _, p in s.model:named_parameters() do captured[#captured + 1] = p end
+      else
+        params_unchanged()
+      end
+      r.graph:replay() -- the capture ran nothing: this is the step's one run
+      r.replays = r.replays + 1
+      loss_t, norm_t = loss_out, norm_out
+    end
+    local train_loss, norm = loss_t:item(), norm_t:item()
+    if not finite(train_loss) then stop_nan(ctx, "train_loss", train_loss, true) end
+    if not finite(norm) then stop_nan(ctx, "the gradient norm", norm, true) end
+    return train_loss, norm
+  end
+
+  function r.finish()
+    local out = r.capture_step and { capture_step = r.capture_step, replays = r.replays } or nil
+    if r.graph then
+      out.stats = r.graph:stats()
+      r.graph:free()
+      r.graph = nil
+    end
+    return out
+  end
+  return r
 end
 
 --- Runs the training loop; see the header for the options. Returns
 --- {steps, train_time_ms, step_avg_ms, tokens, last_loss, losses = {[step] = train_loss} (steps of
 ---  this call), stopped = "max_steps" | "wallclock" | "requested" | "interrupted", interrupted,
 ---  checkpoint (path of the last checkpoint written or nil), val (last validation result),
----  qat_on, qat_step, ema, swa, averaging ("swa" | "ema" | nil)}.
+---  qat_on, qat_step, ema, swa, averaging ("swa" | "ema" | nil), cuda_graph (cuda_graph = true: see the header)}.
 function train.run(o)
   check_opts(o)
   local model, opts_list, stream = o.model, o.optimizers, o.stream
@@ -264,6 +418,9 @@ function train.run(o)
   local named = named_list(model)
   local all_params = {}
   for i, e in ipairs(named) do all_params[i] = e[2] end
+  -- batches come from the stream on the CPU and go to the parameters' device
+  local dev = #all_params > 0 and all_params[1]:device() or "cpu"
+  if o.cuda_graph then graph_check(o, dev, accum) end
 
   local prog = (o.progress ~= false and not (R and R.quiet) and not o.quiet)
     and progress.new { total_steps = max_steps, max_ms = cap, tokens_per_step = tokens_per_step }
@@ -319,6 +476,23 @@ function train.run(o)
     return ck_path
   end
 
+  -- a non-finite loss or gradient norm stops the run (after_update: the CUDA graph's step already
+  -- applied the optimizers when the value is read)
+  local function stop_nan_at(ctx, what, v, after_update)
+    model:zero_grad()
+    local keep = last_ckpt and string.format("the last good checkpoint is %s (step %d); resume from it with resume=%s",
+      last_ckpt, last_ckpt_step, last_ckpt) or "no checkpoint was written"
+    error(string.format("train.run: %s is %s at step %d/%d; stopped %s (%s; lower the learning rates or check the data)",
+      what, v ~= v and "nan" or tostring(v), ctx.step + 1, max_steps,
+      after_update and "after the optimizer step (cuda_graph = true reads it after the replayed step), so the "
+        .. "weights in memory are not good" or "before the optimizer step", keep), 0)
+  end
+
+  local graph = o.cuda_graph and graph_runner({ model = model, opts_list = opts_list, all_params = all_params,
+    clip = clip, clip_when = clip_when, reduce_grads = o.reduce_grads, warmup = o.cuda_graph_warmup or 3, dev = dev,
+    batch_seqs = batch_seqs, seq_len = seq_len, n_tok = n_tok, max_steps = max_steps,
+    momentum_schedule = o.momentum_schedule }, stop_nan_at)
+
   -- one optimisation step; returns train_loss, grad_norm (or raises for a non-finite one)
   local function one_step(ctx, lr_mul, check)
     local sum = 0.0
@@ -326,6 +500,7 @@ function train.run(o)
       local xy = stream:next_batch(n_tok, rank, world):tensor()
       local x = xy:narrow(1, 1, n_tok):reshape { batch_seqs, seq_len }
       local y = xy:narrow(1, 2, n_tok):reshape { batch_seqs, seq_len }
+      if dev ~= "cpu" then x, y = x:to(dev), y:to(dev) end
       -- late QAT: STE weights in by_name for this micro-step's forward and backward only
       local restore_qat = qat_on and train.qat_swap(model, qat_names, o.qat.bits or 6)
       local ok, err = pcall(function()
@@ -343,13 +518,7 @@ function train.run(o)
       end
     end
     local train_loss = sum / accum
-    local function stop_nan(what, v)
-      model:zero_grad()
-      local keep = last_ckpt and string.format("the last good checkpoint is %s (step %d); resume from it with resume=%s",
-        last_ckpt, last_ckpt_step, last_ckpt) or "no checkpoint was written"
-      error(string.format("train.run: %s is %s at step %d/%d; stopped before the optimizer step (%s; lower the learning rates or check the data)",
-        what, v ~= v and "nan" or tostring(v), ctx.step + 1, max_steps, keep), 0)
-    end
+    local function stop_nan(what, v) stop_nan_at(ctx, what, v, false) end
     if check and not finite(train_loss) then stop_nan("train_loss", train_loss) end
     local norm
     if clip_when == "before" then
@@ -430,7 +599,12 @@ function train.run(o)
         log(string.format("late_qat:enabled step:%d lr_mul:%.4f int%d on %d weights", step, lr_mul, o.qat.bits or 6,
           #qat_names))
       end
-      local train_loss, norm = one_step(ctx, lr_mul, true)
+      local train_loss, norm
+      if graph then
+        train_loss, norm = graph.step(ctx, lr_mul, stream:next_batch(n_tok, rank, world):tensor())
+      else
+        train_loss, norm = one_step(ctx, lr_mul, true)
+      end
       step = step + 1
       tokens = step * tokens_per_step -- since the start of the run, resumes included
       local ms = elapsed()
@@ -481,6 +655,7 @@ function train.run(o)
   end)
   if prog then prog:finish() end
   host.trap_interrupt(old_trap)
+  if graph then result.cuda_graph = graph.finish() end -- frees the graph, also after an error
   if not ok then error(err, 0) end
   result.checkpoint = last_ckpt
   result.qat_on, result.qat_step, result.ema, result.swa = qat_on, qat_step, ema, swa

@@ -1,7 +1,7 @@
 /* cpu/fused.c — CPU kernels of the fused family (signatures and math in pt_fused.h): rms_norm, rotary,
  * causal GQA attention (BLAS per (batch, head) over the causal prefix, log-sum-exp saved for the
  * backward), XSA, relu²/leaky relu²/star relu, softcapped cross-entropy, BigramHash, SmearGate and
- * batched LoRA, each with its backward, for f32 and f64.
+ * batched LoRA, each with its backward, for f32 and f64; and ce_mean (the CE ops' mean, f64 in row order).
  *
  * The kernel bodies are written once in cpu/fused_tmpl.h and instantiated here for float and double.
  * OpenMP splits rows (or (batch, head) pairs) when the work is large; per-unit reductions use fixed
@@ -130,3 +130,22 @@ PT_REGISTER_KERNEL(lora, PT_DEV_CPU, PT_F64, lora_f64)
 PT_REGISTER_KERNEL(lora_bwd, PT_DEV_CPU, PT_F32, lora_bwd_f32)
 PT_REGISTER_KERNEL(lora_bwd, PT_DEV_CPU, PT_F64, lora_bwd_f64)
 PT_REGISTER_KERNEL(bigram_hash, PT_DEV_CPU, PT_I64, bigram_hash_i64)
+
+/* ---- ce_mean: the CE ops' reduction mean, an f64 sum in row order (one thread: the order is the
+ * documented value), rounded once to the dtype ---- */
+static pt_status ce_mean_f32(const void *nll, int64_t n, void *out) {
+    const float *p = nll;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)p[i];
+    *(float *)out = (float)(sum / (double)n);
+    return PT_OK;
+}
+static pt_status ce_mean_f64(const void *nll, int64_t n, void *out) {
+    const double *p = nll;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += p[i];
+    *(double *)out = sum / (double)n;
+    return PT_OK;
+}
+PT_REGISTER_KERNEL(ce_mean, PT_DEV_CPU, PT_F32, ce_mean_f32)
+PT_REGISTER_KERNEL(ce_mean, PT_DEV_CPU, PT_F64, ce_mean_f64)

@@ -26,10 +26,12 @@ static int64_t idx_check(const void *idx, pt_dtype dt, int64_t n, int64_t limit,
     }
     return -1;
 }
-#define IDX_CHECK(DT)                                                                        \
-    static int64_t idx_check_##DT(const void *idx, int64_t n, int64_t limit, int64_t *bad) { \
-        return idx_check(idx, DT, n, limit, bad);                                            \
-    }                                                                                        \
+/* msg is for devices that defer the check (pt_index.h); the CPU checks now */
+#define IDX_CHECK(DT)                                                                                         \
+    static int64_t idx_check_##DT(const void *idx, int64_t n, int64_t limit, int64_t *bad, const char *msg) { \
+        (void)msg;                                                                                            \
+        return idx_check(idx, DT, n, limit, bad);                                                             \
+    }                                                                                                         \
     PT_REGISTER_KERNEL(index_check, PT_DEV_CPU, DT, idx_check_##DT)
 IDX_CHECK(PT_I64)
 IDX_CHECK(PT_I32)

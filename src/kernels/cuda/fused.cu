@@ -10,7 +10,10 @@
  *                          lse and adds dK, dV with float atomics (not bit-stable)
  *   xsa / _bwd             thread per (position, kv head)
  *   act2 / _bwd            thread per element; star's dscale/dbias: block per unit, f64 sums
- *   softcap_ce / _bwd      block per row; targets are range-checked on the device first
+ *   softcap_ce / _bwd      block per row; the fronts range-check the targets first ("index_check",
+ *                          index.cu: eager, or deferred inside a graph capture; a bad target -> NaN row)
+ *   ce_mean                one block of 1024 threads: strided f64 partial sums, fixed tree (the CE
+ *                          ops' reduction mean without a host read; deterministic)
  *   bigram_hash            thread per position (int32 arithmetic exactly as cpu/fused.c)
  *   smear_gate / _bwd      thread per element; dgate: block per channel
  *   lora / lora_bwd        in lora.cu (cuBLAS strided-batched GEMMs)
@@ -507,30 +510,9 @@ static pt_status cu_act2_bwd(const pt_act2_args *a) {
 }
 
 /* ---------------------------------------------------------------- softcapped cross-entropy */
-__global__ void k_target_check(const int64_t *t, int64_t n, int64_t V, unsigned long long *first) {
-    GRID_LOOP(i, n) {
-        if (t[i] < 0 || t[i] >= V) atomicMin(first, (unsigned long long)i);
-    }
-}
-
-static pt_status pt_ce_check_targets(const pt_ce_args *a) {
-    unsigned long long *d = NULL, h = ~0ULL;
-    PT_CUDA_CHECK(cudaMalloc((void **)&d, sizeof h));
-    cudaMemcpyAsync(d, &h, sizeof h, cudaMemcpyHostToDevice, pt_cuda_compute_stream());
-    k_target_check<<<pt_fz_blocks(a->n), PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(a->targets, a->n, a->V, d);
-    cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost, pt_cuda_compute_stream());
-    cudaStreamSynchronize(pt_cuda_compute_stream());
-    cudaFree(d);
-    PT_TRY(pt_fz_done("softcap_ce target check"));
-    if (h != ~0ULL) {
-        int64_t v = 0;
-        cudaMemcpy(&v, a->targets + h, sizeof v, cudaMemcpyDeviceToHost);
-        return PT_FAIL(PT_ERR_INDEX, "softcap_cross_entropy: target %lld at position %llu is out of range [0, %lld)",
-                       (long long)v, h, (long long)a->V);
-    }
-    return PT_OK;
-}
-
+/* The fronts range-check the targets with the "index_check" kernel (index.cu) before these run; inside
+ * a CUDA graph capture that check is deferred, so a row with a target outside [0, V) gets a NaN loss
+ * here instead of a read outside its row (the error comes at the next synchronisation). */
 template <typename T>
 __device__ __forceinline__ T pt_cap(T x, T cap, bool capped) {
     return capped ? cap * pt_tanh(x / cap) : x;
@@ -562,7 +544,7 @@ __global__ void k_softcap_ce(pt_ce_args a) {
         double l = mx + log(sum);
         int64_t y = a.targets[blockIdx.x];
         ((T *)a.lse)[blockIdx.x] = (T)l;
-        ((T *)a.nll)[blockIdx.x] = (T)(l - (double)pt_cap(x[y], cap, capped));
+        ((T *)a.nll)[blockIdx.x] = y >= 0 && y < a.V ? (T)(l - (double)pt_cap(x[y], cap, capped)) : (T)NAN;
     }
 }
 
@@ -586,7 +568,6 @@ __global__ void k_softcap_ce_bwd(pt_ce_args a) {
 template <typename T>
 static pt_status cu_softcap_ce(const pt_ce_args *a) {
     if (a->n == 0) return PT_OK;
-    PT_TRY(pt_ce_check_targets(a));
     k_softcap_ce<T><<<(unsigned)a->n, PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(*a);
     return pt_fz_done("softcap_ce");
 }
@@ -596,6 +577,35 @@ static pt_status cu_softcap_ce_bwd(const pt_ce_args *a) {
     k_softcap_ce_bwd<T><<<(unsigned)a->n, PT_FZ_THREADS, 0, pt_cuda_compute_stream()>>>(*a);
     return pt_fz_done("softcap_ce_bwd");
 }
+
+/* ---------------------------------------------------------------- mean of the CE's nll */
+#define PT_CE_MEAN_THREADS 1024
+
+/* one block: thread t adds nll[t], nll[t + 1024], ... in f64, then a fixed halving tree; the order never
+ * depends on timing, so the result is the same at every run (and in every replay of a graph) */
+template <typename T>
+__global__ void __launch_bounds__(PT_CE_MEAN_THREADS) k_ce_mean(const T *nll, int64_t n, T *out) {
+    __shared__ double sh[PT_CE_MEAN_THREADS];
+    double s = 0;
+    for (int64_t i = threadIdx.x; i < n; i += PT_CE_MEAN_THREADS) s += (double)nll[i];
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (int w = PT_CE_MEAN_THREADS / 2; w > 0; w >>= 1) {
+        if ((int)threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *out = (T)(sh[0] / (double)n);
+}
+
+template <typename T>
+static pt_status cu_ce_mean(const void *nll, int64_t n, void *out) {
+    k_ce_mean<T><<<1, PT_CE_MEAN_THREADS, 0, pt_cuda_compute_stream()>>>((const T *)nll, n, (T *)out);
+    return pt_fz_done("ce_mean");
+}
+static pt_status cu_ce_mean_f32(const void *nll, int64_t n, void *out) { return cu_ce_mean<float>(nll, n, out); }
+static pt_status cu_ce_mean_f64(const void *nll, int64_t n, void *out) { return cu_ce_mean<double>(nll, n, out); }
+PT_REGISTER_KERNEL(ce_mean, PT_DEV_CUDA, PT_F32, cu_ce_mean_f32)
+PT_REGISTER_KERNEL(ce_mean, PT_DEV_CUDA, PT_F64, cu_ce_mean_f64)
 
 /* ---------------------------------------------------------------- bigram hash */
 __global__ void k_bigram_hash(pt_bigram_args a) {

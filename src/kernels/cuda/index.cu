@@ -2,24 +2,34 @@
  * src/kernels/cpu/index.c are the oracle).
  *
  *   index_check   every integer index dtype: one thread per index, atomicMin of the first bad
- *                 position; the result is copied back (synchronous: the front needs it before it runs
- *                 the indexing kernel)
+ *                 position into a scratch word (caching allocator). Eagerly the word and the bad value
+ *                 are copied back (synchronous: the front needs the answer before it runs the indexing
+ *                 kernel). Inside a CUDA graph capture nothing can be read back: a one-thread kernel
+ *                 records the first failure (message site, position, value) in the device's deferred
+ *                 record (runtime.c), reported at the next synchronisation with the eager message, and
+ *                 the check returns "valid"; every data kernel below therefore skips (or writes 0 for)
+ *                 an index outside its range, so a bad index in a replay never faults.
  *   index_select  every dtype (moves 1/2/4/8-byte elements): thread per output element; embedding
  *                 forward
- *   index_add     f32, f64: deterministic like the CPU (each output element adds its contributions in
- *                 increasing j). The index list is grouped by target row on the host (counting sort
- *                 over the D rows, stable in j) and uploaded; then one thread per (row, column) walks
- *                 its row's list in order. Embedding / index_select backward.
+ *   index_add     f32, f64: deterministic and bitwise equal to the CPU (each output element adds its
+ *                 contributions in increasing j, starting from its current value). Grouping on the
+ *                 device, nothing on the host (capturable): keys[j] = idx[j], pos[j] = j, a stable
+ *                 cub::DeviceRadixSort::SortPairs over the bits of D (so equal keys keep increasing
+ *                 j), then one thread per (outer, sorted slot, column) where a run of equal keys
+ *                 starts walks the run in order into the output row. Embedding / index_select backward.
+ *                 Scratch (4 x 8 bytes per index + CUB's) from the caching allocator.
  *   gather        every dtype: thread per index element.
  *   scatter_add   f32, f64, i64, i32: thread per source element, atomicAdd. Not bitwise deterministic
  *                 for floats when indices collide (the CPU adds in increasing e; atomics land in any
  *                 order); exact for integers and without collisions (gather's backward with a
  *                 permutation). tests/gpu/test_sort.lua compares it with the CPU.
  * NOT YET RUN ON A GPU (no device was lent when this was written); tests/gpu/test_index.lua compares
- * each kernel with the CPU.
+ * each kernel with the CPU, tests/gpu/test_graph.lua the captured and deferred paths.
  */
 #include <stdlib.h>
 #include <string.h>
+
+#include <cub/device/device_radix_sort.cuh>
 
 #include "pt_cuda_common.cuh"
 
@@ -48,6 +58,8 @@ static unsigned pt_ix_blocks(int64_t n) {
 }
 
 /* ---------------------------------------------------------------- index_check */
+#define PT_IX_NONE 0xffffffffffffffffULL
+
 __global__ void k_index_check(const void *idx, pt_dtype dt, int64_t n, int64_t limit, unsigned long long *first) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t v = pt_idx_ld(idx, dt, i);
@@ -55,42 +67,79 @@ __global__ void k_index_check(const void *idx, pt_dtype dt, int64_t n, int64_t l
     }
 }
 
-static int64_t pt_index_check_cuda(const void *idx, int64_t n, int64_t limit, int64_t *bad_value, pt_dtype dt) {
+/* eager: s[1] = the bad value when s[0] holds a position */
+__global__ void k_index_bad_value(const void *idx, pt_dtype dt, unsigned long long *s) {
+    if (s[0] != PT_IX_NONE) s[1] = (unsigned long long)pt_idx_ld(idx, dt, (int64_t)s[0]);
+}
+
+/* captured: the first failure since the record was last read goes into it (one thread; kernels of the
+ * compute stream run in order, so "first" is the stream's order) */
+__global__ void k_index_defer(const void *idx, pt_dtype dt, const unsigned long long *first, int64_t site,
+                              pt_cuda_deferred_rec *rec) {
+    const unsigned long long f = *first;
+    if (f == PT_IX_NONE) return;
+    volatile pt_cuda_deferred_rec *r = rec;
+    if (r->site != 0) return;
+    r->pos = (int64_t)f;
+    r->value = pt_idx_ld(idx, dt, (int64_t)f);
+    __threadfence_system(); /* pos and value before the site that publishes them */
+    r->site = site;
+}
+
+static int64_t pt_index_check_cuda(const void *idx, int64_t n, int64_t limit, int64_t *bad_value, pt_dtype dt,
+                                   const char *msg) {
     if (n == 0) return -1;
-    unsigned long long *d_first = NULL;
-    unsigned long long h_first = ~0ULL;
-    if (cudaMalloc((void **)&d_first, sizeof *d_first) != cudaSuccess) {
-        pt_cuda_set_pending("index_check: cudaMalloc of 8 bytes failed");
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) {
+        pt_cuda_set_pending("index_check: cudaGetDevice: %s", cudaGetErrorString(e));
         return -1;
     }
-    cudaMemcpyAsync(d_first, &h_first, sizeof h_first, cudaMemcpyHostToDevice, pt_cuda_compute_stream());
-    k_index_check<<<pt_ix_blocks(n), PT_IX_THREADS, 0, pt_cuda_compute_stream()>>>(idx, dt, n, limit, d_first);
-    pt_cuda_launch_check("index_check");
-    cudaMemcpyAsync(&h_first, d_first, sizeof h_first, cudaMemcpyDeviceToHost, pt_cuda_compute_stream());
-    cudaStreamSynchronize(pt_cuda_compute_stream());
-    cudaFree(d_first);
-    if (h_first == ~0ULL) return -1;
-    int64_t pos = (int64_t)h_first;
-    size_t es = pt_dtype_size(dt);
-    int64_t v = 0;
-    unsigned char buf[8] = {0};
-    cudaMemcpy(buf, (const char *)idx + pos * (int64_t)es, es, cudaMemcpyDeviceToHost);
-    switch (dt) {
-    case PT_I64: memcpy(&v, buf, 8); break;
-    case PT_I32: { int32_t x; memcpy(&x, buf, 4); v = x; break; }
-    case PT_U16: { uint16_t x; memcpy(&x, buf, 2); v = x; break; }
-    case PT_I8: v = (int8_t)buf[0]; break;
-    case PT_U8: v = buf[0]; break;
-    default: break;
+    const size_t bytes = 2 * sizeof(unsigned long long);
+    unsigned long long *s = NULL;
+    if (pt_cuda_alloc((void **)&s, bytes, dev) != PT_OK) {
+        pt_cuda_set_pending("index_check: %s", pt_last_error());
+        return -1;
     }
-    if (bad_value) *bad_value = v;
+    cudaStream_t st = pt_cuda_compute_stream();
+    int64_t pos = -1;
+    e = cudaMemsetAsync(s, 0xff, bytes, st);
+    if (e == cudaSuccess) {
+        k_index_check<<<pt_ix_blocks(n), PT_IX_THREADS, 0, st>>>(idx, dt, n, limit, s);
+        pt_cuda_launch_check("index_check");
+        if (pt_cuda_graph_capturing() >= 0) { /* deferred: nothing can be read back now */
+            int64_t site = pt_cuda_deferred_site(msg && *msg ? msg : "index {value} at position {pos} is out of range");
+            if (site == 0) {
+                pt_cuda_set_pending("index_check inside a CUDA graph capture: more than 1024 distinct checks (or out "
+                                    "of host memory) to report later; capture a smaller function");
+            } else {
+                k_index_defer<<<1, 1, 0, st>>>(idx, dt, s, site, pt_cuda_deferred_record());
+                pt_cuda_launch_check("index_check (deferred)");
+            }
+        } else {
+            k_index_bad_value<<<1, 1, 0, st>>>(idx, dt, s);
+            pt_cuda_launch_check("index_check");
+            unsigned long long h[2] = {PT_IX_NONE, 0};
+            e = cudaMemcpyAsync(h, s, bytes, cudaMemcpyDeviceToHost, st);
+            if (e == cudaSuccess) e = cudaStreamSynchronize(st);
+            if (e == cudaSuccess && h[0] != PT_IX_NONE) {
+                pos = (int64_t)h[0];
+                if (bad_value) *bad_value = (int64_t)h[1];
+            }
+        }
+    }
+    if (e != cudaSuccess)
+        pt_cuda_set_pending("index_check of %lld indices: %s (%s)", (long long)n, cudaGetErrorString(e),
+                            cudaGetErrorName(e));
+    pt_cuda_free(s, bytes, dev); /* compute-stream ordered reuse */
     return pos;
 }
 
-#define PT_DEF_CHECK(SFX, DT)                                                                   \
-    static int64_t cu_index_check_##SFX(const void *idx, int64_t n, int64_t limit, int64_t *bad) { \
-        return pt_index_check_cuda(idx, n, limit, bad, DT);                                     \
-    }                                                                                           \
+#define PT_DEF_CHECK(SFX, DT)                                                                          \
+    static int64_t cu_index_check_##SFX(const void *idx, int64_t n, int64_t limit, int64_t *bad,          \
+                                        const char *msg) {                                             \
+        return pt_index_check_cuda(idx, n, limit, bad, DT, msg);                                       \
+    }                                                                                                  \
     PT_REGISTER_KERNEL(index_check, PT_DEV_CUDA, DT, cu_index_check_##SFX)
 PT_DEF_CHECK(i64, PT_I64)
 PT_DEF_CHECK(i32, PT_I32)
@@ -105,7 +154,7 @@ __global__ void k_index_select(pt_isel_args a) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         int64_t i = e % a.inner, j = (e / a.inner) % a.n_idx, o = e / (a.inner * a.n_idx);
         int64_t d = pt_idx_ld(a.idx, a.idx_dtype, j);
-        ((E *)a.out)[e] = ((const E *)a.src)[(o * a.dim_size + d) * a.inner + i];
+        ((E *)a.out)[e] = d >= 0 && d < a.dim_size ? ((const E *)a.src)[(o * a.dim_size + d) * a.inner + i] : (E)0;
     }
 }
 
@@ -135,67 +184,76 @@ PT_REGISTER_KERNEL(index_select, PT_DEV_CUDA, PT_U8, cu_index_select)
 PT_REGISTER_KERNEL(index_select, PT_DEV_CUDA, PT_BOOL, cu_index_select)
 
 /* ---------------------------------------------------------------- index_add (deterministic) */
-/* rows[start[d] .. start[d+1]) lists the j with idx[j] == d, increasing */
+/* keys[j] = idx[j], or D for an index outside [0, D) (a deferred check failed: no row takes it) */
+__global__ void k_iadd_keys(const void *idx, pt_dtype dt, int64_t n, int64_t D, unsigned long long *keys,
+                            int64_t *pos) {
+    for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < n; j += (int64_t)gridDim.x * blockDim.x) {
+        int64_t v = pt_idx_ld(idx, dt, j);
+        keys[j] = v >= 0 && v < D ? (unsigned long long)v : (unsigned long long)D;
+        pos[j] = j;
+    }
+}
+
+/* keys, pos: sorted by key, stable (pos increasing within a key). The thread of (o, k, i) where a run
+ * of key d starts adds the run's rows in order: out[o, d, i] = ((out + src[pos_k]) + src[pos_k+1]) + ...,
+ * the CPU's order. */
 template <typename T>
-__global__ void k_index_add(pt_isel_args a, const int64_t *start, const int64_t *rows) {
-    const int64_t total = a.outer * a.dim_size * a.inner;
+__global__ void k_iadd_runs(pt_isel_args a, const unsigned long long *keys, const int64_t *pos) {
+    const int64_t N = a.n_idx, I = a.inner, D = a.dim_size;
+    const int64_t total = a.outer * N * I;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t i = e % a.inner, d = (e / a.inner) % a.dim_size, o = e / (a.inner * a.dim_size);
-        int64_t b = start[d], end = start[d + 1];
-        if (b == end) continue;
-        T acc = ((T *)a.out)[e];
-        for (int64_t k = b; k < end; k++) acc += ((const T *)a.src)[(o * a.n_idx + rows[k]) * a.inner + i];
-        ((T *)a.out)[e] = acc;
+        const int64_t i = e % I, k = (e / I) % N, o = e / (I * N);
+        const unsigned long long d = keys[k];
+        if (d >= (unsigned long long)D || (k > 0 && keys[k - 1] == d)) continue;
+        T *dst = (T *)a.out + (o * D + (int64_t)d) * I + i;
+        const T *src = (const T *)a.src + o * N * I + i;
+        T acc = *dst;
+        for (int64_t kk = k; kk < N && keys[kk] == d; kk++) acc += src[pos[kk] * I];
+        *dst = acc;
     }
 }
 
 template <typename T>
 static void cu_index_add(const pt_isel_args *a) {
-    int64_t N = a->n_idx, D = a->dim_size;
+    const int64_t N = a->n_idx, D = a->dim_size;
     if (N == 0 || a->outer * D * a->inner == 0) return;
-    size_t es = pt_dtype_size(a->idx_dtype);
-    /* group the index list by target row on the host (stable counting sort) */
-    unsigned char *hidx = (unsigned char *)malloc((size_t)N * es);
-    int64_t *start = (int64_t *)calloc((size_t)D + 1, sizeof(int64_t));
-    int64_t *rows = (int64_t *)malloc((size_t)N * sizeof(int64_t));
-    int64_t *d_start = NULL, *d_rows = NULL;
-    if (!hidx || !start || !rows) {
-        pt_cuda_set_pending("index_add: out of host memory grouping %lld indices", (long long)N);
-        goto done;
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) {
+        pt_cuda_set_pending("index_add: cudaGetDevice: %s", cudaGetErrorString(e));
+        return;
     }
-    if (cudaMemcpyAsync(hidx, a->idx, (size_t)N * es, cudaMemcpyDeviceToHost, pt_cuda_compute_stream()) != cudaSuccess ||
-        cudaStreamSynchronize(pt_cuda_compute_stream()) != cudaSuccess) {
-        pt_cuda_set_pending("index_add: copying %lld indices to the host failed", (long long)N);
-        goto done;
-    }
-    for (int64_t j = 0; j < N; j++) start[pt_idx_load(hidx, a->idx_dtype, j) + 1]++;
-    for (int64_t d = 0; d < D; d++) start[d + 1] += start[d];
-    {
-        int64_t *fill = (int64_t *)malloc((size_t)D * sizeof(int64_t));
-        if (!fill) {
-            pt_cuda_set_pending("index_add: out of host memory");
-            goto done;
+    int end_bit = 1; /* bits that hold every key 0..D (D: the skipped bad index) */
+    while (end_bit < 64 && ((unsigned long long)D >> end_bit) != 0) end_bit++;
+    cudaStream_t st = pt_cuda_compute_stream();
+    void *p[5] = {NULL, NULL, NULL, NULL, NULL};
+    size_t bytes[5] = {(size_t)N * 8, (size_t)N * 8, (size_t)N * 8, (size_t)N * 8, 0};
+    pt_status rc = PT_OK;
+    for (int k = 0; k < 4 && !rc; k++) rc = pt_cuda_alloc(&p[k], bytes[k], dev);
+    unsigned long long *kin = (unsigned long long *)p[0], *kout = (unsigned long long *)p[1];
+    int64_t *pin = (int64_t *)p[2], *pout = (int64_t *)p[3];
+    if (!rc) {
+        k_iadd_keys<<<pt_ix_blocks(N), PT_IX_THREADS, 0, st>>>(a->idx, a->idx_dtype, N, D, kin, pin);
+        pt_cuda_launch_check("index_add keys");
+        e = cub::DeviceRadixSort::SortPairs(NULL, bytes[4], kin, kout, pin, pout, N, 0, end_bit, st);
+        if (e == cudaSuccess) {
+            if (bytes[4] == 0) bytes[4] = 1;
+            rc = pt_cuda_alloc(&p[4], bytes[4], dev);
+            if (!rc) e = cub::DeviceRadixSort::SortPairs(p[4], bytes[4], kin, kout, pin, pout, N, 0, end_bit, st);
         }
-        memcpy(fill, start, (size_t)D * sizeof(int64_t));
-        for (int64_t j = 0; j < N; j++) rows[fill[pt_idx_load(hidx, a->idx_dtype, j)]++] = j;
-        free(fill);
+        if (!rc && e != cudaSuccess) {
+            pt_cuda_set_pending("index_add: cub::DeviceRadixSort::SortPairs of %lld indices: %s (%s)", (long long)N,
+                                cudaGetErrorString(e), cudaGetErrorName(e));
+            (void)cudaGetLastError();
+        }
+        if (!rc && e == cudaSuccess) {
+            k_iadd_runs<T><<<pt_ix_blocks(a->outer * N * a->inner), PT_IX_THREADS, 0, st>>>(*a, kout, pout);
+            pt_cuda_launch_check("index_add");
+        }
     }
-    if (cudaMalloc((void **)&d_start, ((size_t)D + 1) * sizeof(int64_t)) != cudaSuccess ||
-        cudaMalloc((void **)&d_rows, (size_t)N * sizeof(int64_t)) != cudaSuccess) {
-        pt_cuda_set_pending("index_add: cudaMalloc of the row lists failed");
-        goto done;
-    }
-    cudaMemcpyAsync(d_start, start, ((size_t)D + 1) * sizeof(int64_t), cudaMemcpyHostToDevice, pt_cuda_compute_stream());
-    cudaMemcpyAsync(d_rows, rows, (size_t)N * sizeof(int64_t), cudaMemcpyHostToDevice, pt_cuda_compute_stream());
-    k_index_add<T><<<pt_ix_blocks(a->outer * D * a->inner), PT_IX_THREADS, 0, pt_cuda_compute_stream()>>>(*a, d_start, d_rows);
-    pt_cuda_launch_check("index_add");
-    cudaStreamSynchronize(pt_cuda_compute_stream()); /* the host buffers are freed below */
-done:
-    if (d_start) cudaFree(d_start);
-    if (d_rows) cudaFree(d_rows);
-    free(hidx);
-    free(start);
-    free(rows);
+    if (rc) pt_cuda_set_pending("index_add: scratch for grouping %lld indices: %s", (long long)N, pt_last_error());
+    for (int k = 0; k < 5; k++) /* compute-stream ordered reuse: safe right after the launches */
+        if (p[k]) pt_cuda_free(p[k], bytes[k], dev);
 }
 static void cu_index_add_f32(const pt_isel_args *a) { cu_index_add<float>(a); }
 static void cu_index_add_f64(const pt_isel_args *a) { cu_index_add<double>(a); }
@@ -207,16 +265,18 @@ template <typename E>
 __global__ void k_gather(pt_gather_args a) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < a.n; e += (int64_t)gridDim.x * blockDim.x) {
         int64_t rem = e, so = 0, oo = 0;
+        bool ok = true;
 #pragma unroll
         for (int d = PT_MAX_DIMS - 1; d >= 0; d--) {
             if (d >= a.ndim) continue;
             int64_t c = rem % a.shape[d];
             rem /= a.shape[d];
             int64_t sc = d == a.dim ? pt_idx_ld(a.idx, a.idx_dtype, e) : c;
+            if (d == a.dim && (sc < 0 || sc >= a.limit)) ok = false;
             so += sc * a.ss[d];
             oo += c * a.os[d];
         }
-        ((E *)a.out)[oo] = ((const E *)a.src)[so];
+        ((E *)a.out)[oo] = ok ? ((const E *)a.src)[so] : (E)0;
     }
 }
 
@@ -252,16 +312,18 @@ template <typename T>
 __global__ void k_scatter_add(pt_gather_args a) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < a.n; e += (int64_t)gridDim.x * blockDim.x) {
         int64_t rem = e, so = 0, oo = 0;
+        bool ok = true;
 #pragma unroll
         for (int d = PT_MAX_DIMS - 1; d >= 0; d--) {
             if (d >= a.ndim) continue;
             int64_t c = rem % a.shape[d];
             rem /= a.shape[d];
             int64_t oc = d == a.dim ? pt_idx_ld(a.idx, a.idx_dtype, e) : c;
+            if (d == a.dim && (oc < 0 || oc >= a.limit)) ok = false;
             oo += oc * a.os[d];
             so += c * a.ss[d];
         }
-        pt_sc_add((T *)a.out + oo, ((const T *)a.src)[so]);
+        if (ok) pt_sc_add((T *)a.out + oo, ((const T *)a.src)[so]);
     }
 }
 

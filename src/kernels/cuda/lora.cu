@@ -78,7 +78,8 @@ static pt_status cu_lora_bwd(const pt_lora_args *a) {
     if (s == CUBLAS_STATUS_SUCCESS && a->dx) /* dx = dh A [T, in] */
         s = pt_gemm_rm_batched<T>(h, 0, 0, TT, in, R, dh, R, TT * R, A, in, R * in, (T *)a->dx, in, TT * in, B);
     if (s != CUBLAS_STATUS_SUCCESS) st = PT_FAIL(PT_ERR_DEVICE, "lora backward: cuBLAS failed (status %d)", (int)s);
-    cudaStreamSynchronize(pt_cuda_compute_stream()); /* dh is returned to the cache below */
+    /* the caching allocator hands dh out again only in compute-stream order (after these GEMMs): no
+     * synchronisation needed, so the backward can be captured into a CUDA graph */
     pt_cuda_free(dhv, sizeof(T) * (size_t)(B * TT * R), dev);
     if (st) return st;
     return pt_cuda_check_pending();

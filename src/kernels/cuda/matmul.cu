@@ -5,7 +5,11 @@
  * a row-major matrix with leading dimension L is, to cuBLAS, its transpose with the same L. One
  * cublasGemmEx per batch element (the fronts flatten a batched-by-2-D product into one GEMM, so the
  * model's linears are one call); f32 and f64 compute in their own precision (no TF32), bf16 inputs use
- * fp32 accumulation. The handle is created per device on first use and bound to the compute stream.
+ * fp32 accumulation. The handle is created per device on first use, bound to the compute stream
+ * once, and given a workspace from the caching allocator (cublasSetWorkspace: 32 MiB on Hopper and
+ * later, 4 MiB before, the sizes cuBLAS recommends), so cuBLAS never allocates on its own and its
+ * calls can be captured into CUDA graphs (graph.c calls pt_cuda_blas_prepare before each capture).
+ * cublasSetStream would reset the workspace to cuBLAS's own pool, so it is called only at creation.
  * QR, Cholesky and inverse are in linalg.cu (cuSOLVER). NOT YET RUN ON A GPU; tests/gpu/test_matmul.lua
  * compares with the CPU.
  */
@@ -25,21 +29,47 @@ extern "C" {
 cublasHandle_t pt_cublas_handle(void);
 static cublasHandle_t pt_cublas[PT_MAX_CUDA_DEVICES];
 
+/* Creates device dev's handle (dev is current): stream, then workspace. Returns a status. */
+static pt_status pt_cublas_create(int dev) {
+    if (pt_cuda_graph_capturing() >= 0)
+        return pt_cuda_capture_forbid("creating the cuBLAS handle", "run the captured function once before capturing");
+    int major = 0;
+    PT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    const size_t ws = major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
+    void *w = NULL;
+    PT_TRY(pt_cuda_alloc(&w, ws, dev));
+    cublasHandle_t h = NULL;
+    cublasStatus_t s = cublasCreate(&h);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(h, pt_cuda_compute_stream());
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetWorkspace(h, w, ws);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        if (h) cublasDestroy(h);
+        pt_cuda_free(w, ws, dev);
+        return PT_FAIL(PT_ERR_DEVICE, "cuBLAS setup on cuda:%d failed (%s, status %d)", dev, cublasGetStatusString(s),
+                       (int)s);
+    }
+    pt_cublas[dev] = h; /* the workspace block w is held for the process's lifetime, like the handle */
+    return PT_OK;
+}
+
+pt_status pt_cuda_blas_prepare(void) {
+    int dev = 0;
+    PT_CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= PT_MAX_CUDA_DEVICES) return PT_FAIL(PT_ERR_DEVICE, "cuBLAS: device %d out of range", dev);
+    if (pt_cublas[dev]) return PT_OK;
+    return pt_cublas_create(dev);
+}
+
 cublasHandle_t pt_cublas_handle(void) {
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= PT_MAX_CUDA_DEVICES) {
         pt_cuda_set_pending("matmul: no current CUDA device");
         return NULL;
     }
-    if (!pt_cublas[dev]) {
-        cublasStatus_t s = cublasCreate(&pt_cublas[dev]);
-        if (s != CUBLAS_STATUS_SUCCESS) {
-            pt_cuda_set_pending("cublasCreate on cuda:%d failed (status %d)", dev, (int)s);
-            pt_cublas[dev] = NULL;
-            return NULL;
-        }
+    if (!pt_cublas[dev] && pt_cublas_create(dev) != PT_OK) {
+        pt_cuda_set_pending("%s", pt_last_error());
+        return NULL;
     }
-    cublasSetStream(pt_cublas[dev], pt_cuda_compute_stream());
     return pt_cublas[dev];
 }
 

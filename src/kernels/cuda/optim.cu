@@ -471,10 +471,10 @@ template <typename T>
 static void cu_sumsq(const pt_sumsq_args *a) {
     *a->out = 0;
     if (a->n == 0) return;
-    int chunks = a->n < PT_SUMSQ_CHUNKS ? (int)a->n : PT_SUMSQ_CHUNKS;
-    double *d = NULL, h[PT_SUMSQ_CHUNKS];
-    if (cudaMalloc((void **)&d, sizeof(double) * chunks) != cudaSuccess) {
-        pt_cuda_set_pending("optim_sumsq: cudaMalloc of %d doubles failed", chunks);
+    if (pt_cuda_graph_capturing() >= 0) { /* the host reads the sum below: a capture cannot hold that */
+        (void)pt_cuda_capture_forbid("optim.clip_grad_norm(params, max_norm) reads the norm on the host and",
+                                     "use optim.clip_grad_norm(params, max_norm, {device = true}) in a captured step");
+        pt_cuda_set_pending("%s", pt_last_error());
         return;
     }
     int dev = 0;

@@ -72,6 +72,11 @@ typedef struct {
     int64_t n_oom_flushes;    /* times an out-of-memory emptied the cache and retried */
     int64_t n_active_blocks;
     int64_t n_cached_blocks;
+    /* CUDA graph pools (graph.c): memory owned by live graphs, part of the counts above; a pool's
+     * free blocks are in cached_bytes but stay with their graph (empty_cache leaves them) */
+    int64_t n_graph_pools;
+    int64_t graph_pool_reserved_bytes;
+    int64_t graph_pool_allocated_bytes;
 } pt_cuda_mem_stats;
 
 pt_status pt_cuda_alloc(void **ptr, size_t nbytes, int device);
@@ -108,6 +113,58 @@ pt_status pt_cuda_event_record(pt_cuda_event *ev);
 pt_status pt_cuda_event_elapsed_ms(pt_cuda_event *start, pt_cuda_event *end, double *ms);
 pt_status pt_cuda_event_synchronize(pt_cuda_event *ev);
 void pt_cuda_event_free(pt_cuda_event *ev);
+
+/* ---- CUDA graphs (graph.c) ----
+ * Capture of the current thread's work on one device's compute stream, replayed with one launch:
+ *
+ *   PT_TRY(pt_cuda_graph_begin(0));
+ *   st = step();                                  // launches are recorded, nothing runs
+ *   if (st) { pt_cuda_graph_abort(); return st; }
+ *   PT_TRY(pt_cuda_graph_end(&g));                // fails if anything in step() could not be captured
+ *   for (...) { copy new inputs into the same tensors; PT_TRY(pt_cuda_graph_replay(g)); }
+ *   pt_cuda_graph_free(g);
+ *
+ * During the capture the thread's allocations on that device come from the graph's private pool
+ * (alloc.c), so the addresses baked into the graph stay valid for every replay; tensors made before
+ * the capture and read by it must stay alive while the graph is replayed. Host synchronisation
+ * (device->host copies, synchronize, events), host->device copies, empty_cache and other devices
+ * fail with "... cannot run inside a CUDA graph capture" and mark the capture failed. */
+typedef struct pt_cuda_graph pt_cuda_graph;
+typedef struct {
+    int64_t reserved_bytes;       /* device memory the pool owns */
+    int64_t allocated_bytes;      /* of which held by live tensors */
+    int64_t peak_allocated_bytes;
+    int64_t n_blocks;             /* blocks owned */
+    int64_t n_allocs, n_frees;    /* allocations served and frees returned to the pool */
+    int64_t n_reuses;             /* allocations served from the pool's own free blocks */
+    int64_t n_from_cache;         /* blocks taken over from the device cache */
+    int64_t n_cuda_mallocs;       /* blocks obtained by cudaMalloc during the capture */
+    int64_t n_adopted;            /* blocks of earlier tensors freed during the capture */
+} pt_cuda_pool_stats;
+typedef struct {
+    int device;
+    int64_t nodes;    /* graph nodes (kernels, copies, memsets) */
+    int64_t replays;
+    pt_cuda_pool_stats pool;
+} pt_cuda_graph_stats;
+
+/* Starts capturing this thread's work on `device` (thread-local capture mode). Fails when a
+ * capture is already in progress on this thread or on that device. */
+pt_status pt_cuda_graph_begin(int device);
+/* Ends the capture and instantiates the graph. On failure (an operation that could not be
+ * captured, a kernel error during the capture) the capture is discarded, its pool released, and the
+ * error names the first failure. */
+pt_status pt_cuda_graph_end(pt_cuda_graph **out);
+/* Ends and discards this thread's capture, if any (after an error in the captured code). */
+void pt_cuda_graph_abort(void);
+/* Device this thread is capturing, or -1. */
+int pt_cuda_graph_capturing(void);
+/* Launches the graph on its device's compute stream (asynchronous, like any kernel). */
+pt_status pt_cuda_graph_replay(pt_cuda_graph *g);
+pt_status pt_cuda_graph_get_stats(pt_cuda_graph *g, pt_cuda_graph_stats *out);
+/* Destroys the graph and releases its pool (live tensors from the pool become ordinary blocks).
+ * NULL is fine; during a capture on this thread the destruction waits for the capture's end. */
+void pt_cuda_graph_free(pt_cuda_graph *g);
 
 #ifdef __cplusplus
 }

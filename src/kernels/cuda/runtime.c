@@ -11,7 +11,22 @@
  *     returns once the host source has been read (the DMA may still be in flight).
  *   device -> host: the same ordering; chunks land in the staging buffers and are copied out as
  *     each completes; the call returns when the data is on the host.
- * Built only when nvcc was found; tested by tests/c/test_cuda_alloc.c and tests/gpu/test_runtime.lua.
+ * CUDA graph captures (graph.c) record the compute stream only: every call here that would wait for
+ * the GPU, use the copy stream, the pinned staging buffers or timing events, or switch devices
+ * fails during a capture with "... cannot run inside a CUDA graph capture" (pt_cuda_capture_forbid),
+ * and PT_CUDA_SYNC does not synchronise while capturing; memset0 and device-to-device copies are
+ * captured. Errors CUDA reports for a call the capture refused carry a hint saying so.
+ * Deferred checks: each device has one error record in pinned host memory mapped into the device's
+ * address space (pt_cuda_deferred_rec). A validity check captured into a graph (index ranges,
+ * cross-entropy targets: index.cu) cannot stop the host, so its kernel writes the first failure there
+ * (a message site registered at capture time, the flat position, the offending value); the record is
+ * read and cleared at the next synchronisation on that device that returns a status:
+ * pt_cuda_synchronize, pt_cuda_memcpy_d2h (tensor:item(), :to("cpu"), ...) and
+ * pt_cuda_event_synchronize, which then fail with the eager check's message and "(a deferred check
+ * inside a CUDA graph: reported at the next synchronisation)". Mapped host memory instead of device
+ * memory: reading it after a synchronisation is a plain load (no extra copy at every item()).
+ * Built only when nvcc was found; tested by tests/c/test_cuda_alloc.c, tests/gpu/test_runtime.lua and
+ * tests/gpu/test_graph.lua.
  */
 #include <pthread.h>  /* pthread_mutex_t */
 #include <stdarg.h>   /* va_list */
@@ -21,10 +36,12 @@
 
 #include <cuda_runtime_api.h> /* the CUDA runtime */
 
+#include "../pt_index.h" /* pt_index_format_check: the deferred checks' messages */
 #include "pt_cuda.h"
 #include "pt_cuda_internal.h"
 
 #define PT_CUDA_STAGE_BYTES ((size_t)8 << 20)
+#define PT_CUDA_MAX_SITES 1024 /* distinct deferred-check messages per process */
 
 typedef struct {
     int ready;
@@ -33,6 +50,8 @@ typedef struct {
     void *stage[2];             /* pinned host buffers */
     cudaEvent_t stage_done[2];  /* last copy that used stage[i] */
     pthread_mutex_t xfer_lock;  /* one transfer at a time per device (the staging buffers) */
+    pt_cuda_deferred_rec *deferred;     /* host address of the deferred-check record (mapped, pinned) */
+    pt_cuda_deferred_rec *deferred_dev; /* the same memory as the device sees it */
     struct cudaDeviceProp prop;
 } pt_cuda_dev;
 
@@ -48,6 +67,15 @@ static pthread_mutex_t pt_pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pt_pending;
 static char pt_pending_msg[1024];
 
+/* CUDA's answers to a call that a stream capture refused or that broke the capture */
+static int pt_cuda_is_capture_error(cudaError_t e) {
+    return e == cudaErrorStreamCaptureUnsupported || e == cudaErrorStreamCaptureInvalidated ||
+           e == cudaErrorStreamCaptureMerge || e == cudaErrorStreamCaptureUnmatched ||
+           e == cudaErrorStreamCaptureUnjoined || e == cudaErrorStreamCaptureIsolation ||
+           e == cudaErrorStreamCaptureImplicit || e == cudaErrorCapturedEvent ||
+           e == cudaErrorStreamCaptureWrongThread;
+}
+
 static int pt_cuda_is_sticky(cudaError_t e) {
     return e == cudaErrorIllegalAddress || e == cudaErrorLaunchFailure || e == cudaErrorIllegalInstruction ||
            e == cudaErrorMisalignedAddress || e == cudaErrorHardwareStackError || e == cudaErrorAssert ||
@@ -61,11 +89,16 @@ pt_status pt_cuda_fail(cudaError_t err, const char *call, const char *file, int 
     memcpy(name, call, n);
     name[n] = 0;
     if (!pt_cuda_is_sticky(err)) (void)cudaGetLastError(); /* clear it so later calls start clean */
-    return pt_error(PT_ERR_DEVICE, file, line, "%s: %s (%s)%s", name, cudaGetErrorString(err), cudaGetErrorName(err),
-                    pt_cuda_is_sticky(err)
-                        ? "; a kernel faulted earlier and the CUDA context is unusable: restart the process, and "
-                          "rerun with PT_CUDA_SYNC=1 (or under compute-sanitizer) to find the kernel"
-                        : "");
+    pt_status st = pt_error(
+        PT_ERR_DEVICE, file, line, "%s: %s (%s)%s", name, cudaGetErrorString(err), cudaGetErrorName(err),
+        pt_cuda_is_sticky(err) ? "; a kernel faulted earlier and the CUDA context is unusable: restart the process, and "
+                                 "rerun with PT_CUDA_SYNC=1 (or under compute-sanitizer) to find the kernel"
+        : pt_cuda_is_capture_error(err)
+            ? "; this call cannot run inside a CUDA graph capture (it waits for the GPU, allocates outside the "
+              "graph's pool or uses another stream): move it out of the captured function"
+            : "");
+    pt_cuda_capture_note(pt_last_error());
+    return st;
 }
 
 void pt_cuda_set_pending(const char *fmt, ...) {
@@ -76,6 +109,7 @@ void pt_cuda_set_pending(const char *fmt, ...) {
         vsnprintf(pt_pending_msg, sizeof pt_pending_msg, fmt, ap);
         va_end(ap);
         pt_pending = 1;
+        pt_cuda_capture_note(pt_pending_msg);
     }
     pthread_mutex_unlock(&pt_pending_lock);
 }
@@ -87,6 +121,11 @@ pt_status pt_cuda_check_pending(void) {
     memcpy(msg, pt_pending_msg, sizeof msg);
     pt_pending = 0;
     pthread_mutex_unlock(&pt_pending_lock);
+    if (pt_cuda_graph_capturing() >= 0)
+        return PT_FAIL(PT_ERR_DEVICE,
+                       "an earlier CUDA call failed during a CUDA graph capture: %s (an operation that waits for the "
+                       "GPU or allocates outside the graph's pool cannot be captured; see docs/gpu.md, CUDA graphs)",
+                       msg);
     return PT_FAIL(PT_ERR_DEVICE, "an earlier CUDA kernel failed: %s", msg);
 }
 
@@ -100,7 +139,7 @@ void pt_cuda_launch_check(const char *what) {
         const char *v = getenv("PT_CUDA_SYNC");
         pt_sync_launches = v && *v && strcmp(v, "0") != 0;
     }
-    if (pt_sync_launches) {
+    if (pt_sync_launches && pt_cuda_graph_capturing() < 0) { /* a capturing stream cannot be synchronised */
         e = cudaStreamSynchronize(pt_cuda_compute_stream());
         if (e != cudaSuccess)
             pt_cuda_set_pending("running %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
@@ -148,12 +187,22 @@ static pt_status pt_cuda_init_device(int d) {
         PT_CUDA_CHECK(cudaHostAlloc(&D->stage[i], PT_CUDA_STAGE_BYTES, cudaHostAllocPortable));
         PT_CUDA_CHECK(cudaEventCreateWithFlags(&D->stage_done[i], cudaEventDisableTiming));
     }
+    PT_CUDA_CHECK(cudaHostAlloc((void **)&D->deferred, sizeof *D->deferred, cudaHostAllocMapped | cudaHostAllocPortable));
+    memset(D->deferred, 0, sizeof *D->deferred);
+    PT_CUDA_CHECK(cudaHostGetDevicePointer((void **)&D->deferred_dev, D->deferred, 0));
     pthread_mutex_init(&D->xfer_lock, NULL);
     return PT_OK;
 }
 
 pt_status pt_cuda_use(int device) {
     if (device == pt_cur && device >= 0) return PT_OK;
+    int capturing = pt_cuda_graph_capturing();
+    if (capturing >= 0 && device != capturing) {
+        char what[96];
+        snprintf(what, sizeof what, "work on cuda:%d while cuda:%d is being captured", device, capturing);
+        return pt_cuda_capture_forbid(what, "a CUDA graph records one device's compute stream; keep the captured "
+                                            "function on that device");
+    }
     int n = pt_cuda_device_count();
     if (device < 0 || device >= n) {
         if (n == 0) return PT_FAIL(PT_ERR_DEVICE, "cuda:%d: no CUDA device is usable (%s)", device, pt_reason);
@@ -199,12 +248,60 @@ pt_status pt_cuda_get_device_info(int device, pt_cuda_device_info *out) {
     return PT_OK;
 }
 
+/* ---- deferred checks ---- */
+static pthread_mutex_t pt_site_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *pt_sites[PT_CUDA_MAX_SITES];
+static int64_t pt_nsites;
+
+int64_t pt_cuda_deferred_site(const char *tmpl) {
+    int64_t id = 0;
+    pthread_mutex_lock(&pt_site_lock);
+    for (int64_t i = 0; i < pt_nsites && !id; i++)
+        if (strcmp(pt_sites[i], tmpl) == 0) id = i + 1;
+    if (!id && pt_nsites < PT_CUDA_MAX_SITES) {
+        size_t n = strlen(tmpl) + 1;
+        char *c = malloc(n);
+        if (c) {
+            memcpy(c, tmpl, n);
+            pt_sites[pt_nsites++] = c;
+            id = pt_nsites;
+        }
+    }
+    pthread_mutex_unlock(&pt_site_lock);
+    return id;
+}
+
+pt_cuda_deferred_rec *pt_cuda_deferred_record(void) { return pt_cur_dev()->deferred_dev; }
+
+pt_status pt_cuda_deferred_take(int device) {
+    if (device < 0 || device >= PT_CUDA_MAX_DEVICES || !__atomic_load_n(&pt_devs[device].ready, __ATOMIC_ACQUIRE))
+        return PT_OK;
+    volatile pt_cuda_deferred_rec *r = pt_devs[device].deferred;
+    int64_t site = r->site;
+    if (site == 0) return PT_OK;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the kernel wrote pos and value before the site */
+    int64_t pos = r->pos, value = r->value;
+    r->site = 0;
+    char msg[1024];
+    pthread_mutex_lock(&pt_site_lock);
+    if (site >= 1 && site <= pt_nsites)
+        pt_index_format_check(msg, sizeof msg, pt_sites[site - 1], value, pos);
+    else
+        snprintf(msg, sizeof msg, "a device-side check failed (value %lld at position %lld; unknown check %lld)",
+                 (long long)value, (long long)pos, (long long)site);
+    pthread_mutex_unlock(&pt_site_lock);
+    return PT_FAIL(PT_ERR_INDEX, "%s (a deferred check inside a CUDA graph: reported at the next synchronisation)",
+                   msg);
+}
+
 pt_status pt_cuda_synchronize(int device) {
+    PT_TRY(pt_cuda_capture_forbid("cuda.synchronize() waits for the GPU and",
+                                  "move it out of the captured function (after graph:replay())"));
     PT_TRY(pt_cuda_use(device));
     cudaError_t e = cudaDeviceSynchronize();
     PT_TRY(pt_cuda_check_pending());
     PT_CUDA_CHECK(e);
-    return PT_OK;
+    return pt_cuda_deferred_take(device);
 }
 
 /* ---- transfers ---- */
@@ -253,7 +350,19 @@ static pt_status pt_d2h_locked(pt_cuda_dev *D, char *dst, const char *src, size_
     return PT_OK;
 }
 
+static const char pt_h2d_fix[] =
+    "a replay would not read the host data again: fill the tensors the graph reads (its static inputs) "
+    "with :copy_() before graph:replay(), outside the captured function";
+
 pt_status pt_cuda_memcpy_h2d(void *dst, const void *src, size_t n, int device) {
+    if (pt_cuda_graph_capturing() >= 0) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "a host->device copy (%zu bytes to cuda:%d: a CPU tensor or Lua values moved to the GPU, or a "
+                 "fill through the host)",
+                 n, device);
+        return pt_cuda_capture_forbid(what, pt_h2d_fix);
+    }
     PT_TRY(pt_cuda_use(device));
     PT_TRY(pt_cuda_check_pending());
     if (n == 0) return PT_OK;
@@ -266,6 +375,15 @@ pt_status pt_cuda_memcpy_h2d(void *dst, const void *src, size_t n, int device) {
 }
 
 pt_status pt_cuda_memcpy_d2h(void *dst, const void *src, size_t n, int device) {
+    if (pt_cuda_graph_capturing() >= 0) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "a device->host copy (%zu bytes from cuda:%d: tensor:item(), :totable(), :to(\"cpu\"), printing) "
+                 "reads the GPU and",
+                 n, device);
+        return pt_cuda_capture_forbid(what, "move it out of the captured function (read the graph's outputs after "
+                                            "graph:replay())");
+    }
     PT_TRY(pt_cuda_use(device));
     PT_TRY(pt_cuda_check_pending());
     if (n == 0) return PT_OK;
@@ -275,7 +393,7 @@ pt_status pt_cuda_memcpy_d2h(void *dst, const void *src, size_t n, int device) {
     pthread_mutex_unlock(&D->xfer_lock);
     if (st == PT_OK) st = pt_cuda_check_pending(); /* a launch failed while we waited */
     if (st) return pt_error_context(st, "copying %zu bytes from cuda:%d", n, device);
-    return PT_OK;
+    return pt_cuda_deferred_take(device); /* a check inside a replayed graph failed */
 }
 
 pt_status pt_cuda_memcpy_d2d(void *dst, const void *src, size_t n, int device) {
@@ -301,8 +419,11 @@ struct pt_cuda_event {
     int recorded;
 };
 
+static const char pt_event_fix[] = "time graph:replay() from outside the captured function";
+
 pt_status pt_cuda_event_new(pt_cuda_event **out) {
     *out = NULL;
+    PT_TRY(pt_cuda_capture_forbid("a timing event (cuda.event(), cuda.time())", pt_event_fix));
     int d = pt_cur < 0 ? 0 : pt_cur;
     PT_TRY(pt_cuda_use(d));
     pt_cuda_event *e = calloc(1, sizeof *e);
@@ -318,6 +439,7 @@ pt_status pt_cuda_event_new(pt_cuda_event **out) {
 }
 
 pt_status pt_cuda_event_record(pt_cuda_event *ev) {
+    PT_TRY(pt_cuda_capture_forbid("event:record()", pt_event_fix));
     PT_TRY(pt_cuda_use(ev->device));
     PT_CUDA_CHECK(cudaEventRecord(ev->ev, pt_devs[ev->device].compute));
     ev->recorded = 1;
@@ -326,9 +448,11 @@ pt_status pt_cuda_event_record(pt_cuda_event *ev) {
 
 pt_status pt_cuda_event_synchronize(pt_cuda_event *ev) {
     if (!ev->recorded) return PT_FAIL(PT_ERR_VALUE, "CUDA event: synchronize before record()");
+    PT_TRY(pt_cuda_capture_forbid("waiting for a CUDA event (event:synchronize(), elapsed_ms())", pt_event_fix));
     PT_TRY(pt_cuda_use(ev->device));
     PT_CUDA_CHECK(cudaEventSynchronize(ev->ev));
-    return pt_cuda_check_pending();
+    PT_TRY(pt_cuda_check_pending());
+    return pt_cuda_deferred_take(ev->device);
 }
 
 pt_status pt_cuda_event_elapsed_ms(pt_cuda_event *start, pt_cuda_event *end, double *ms) {

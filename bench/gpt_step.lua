@@ -7,7 +7,11 @@
 -- sides, proteus first; ratio of times (< 1 = proteus faster).
 --
 --   OMP_NUM_THREADS=2 build/proteus bench/gpt_step.lua [reps=5] [warmup=1] [B=4] [T=256] [config=proteus_v9]
---                                                     [torch=1] [profile=0]
+--                                                     [torch=1] [profile=0] [step=fwdbwd|train] [json=PATH]
+--
+-- CPU, small (small=1; bench/gpu_bench.sh --device cpu --small and tests/lua/test_bench_scripts.lua):
+-- the v9 architecture shrunk (flops.small_overrides: 2 layers, d = 64), B = 2, T = 64, 2 reps after 1
+-- warm-up — seconds, to prove the script, the PyTorch side and the JSON end to end; no speed claim.
 --
 -- CUDA (bench/run_gpu.sh): a v9 training step at the v9 shapes (T = 1024, 96 sequences) — forward,
 -- backward, clip_grad_norm 0.3, AdamW (tied embedding lr 0.03; block scalars lr 0.02), Muon (2-D block
@@ -19,14 +23,16 @@
 --
 --   build-gpu/proteus bench/gpt_step.lua device=cuda [B=96] [T=1024] [reps=5] [warmup=2]
 --       [step=train|fwdbwd] [dtype=f32] [torch=1] [torch_warmup=3] [torch_timeout=300]
---       [amp=bf16|none] [compile=1|0] [attn=flash|ref] [peak_tflops=989] [json=PATH] [time_limit=0]
+--       [amp=bf16|none] [compile=1|0] [attn=flash|ref] [peak_tflops=auto] [json=PATH] [time_limit=0]
 --
 -- Reported on CUDA: ms/step (median), tokens/s = B·T / step time, model FLOP utilisation = model
--- FLOPs per step / step time / peak (peak_tflops, default 989 = H100/H200 SXM dense bf16 datasheet;
--- the same peak for both sides, so an f32 proteus shows how far it is from the bf16 ceiling), and the
--- ratio proteus/PyTorch of tokens/s (> 1 = proteus faster). Model FLOPs per step: 6 per weight of
--- every matmul (Q, K, V, O, MLP, bigram projection, LM head) per token, plus causal attention
--- 6·B·T²·d per layer (QKᵀ and PV, forward and backward, half the square). json=PATH writes the numbers.
+-- FLOPs per step / step time / peak (peak_tflops=auto: the bf16 dense datasheet peak of the device
+-- named by CUDA, bench/flops.lua's PEAKS — 989 for H100 SXM and H200 —, or the number given; the same
+-- peak for both sides, so an f32 proteus shows how far it is from the bf16 ceiling; the output says
+-- which peak), and the ratio proteus/PyTorch of tokens/s (> 1 = proteus faster). Model FLOPs per step
+-- (bench/flops.lua): 6·W·B·T + 6·L·B·T²·d, W = the weights of every matmul (Q, K, V, O, MLP, bigram
+-- projection, LM head) per token, the second term causal attention (QKᵀ and PV, forward and backward,
+-- half the square). json=PATH writes the numbers (on the CPU too: bench/gpu_bench.sh's table reads it).
 -- time_limit=S (seconds, 0 = none): once the proteus side has run S seconds and has at least one timed
 -- step, it stops and reports the steps it has (the header says how many), instead of being killed.
 --
@@ -41,11 +47,11 @@ local st = require "proteus.safetensors"
 local json = require "proteus.json"
 local host = require "proteus._host"
 
-local opts = { reps = "5", warmup = nil, B = nil, T = nil, config = "proteus_v9", torch = "1", profile = "0",
+local opts = { reps = nil, warmup = nil, B = nil, T = nil, config = "proteus_v9", torch = "1", profile = "0",
   device = "cpu", dtype = "f32", step = nil, torch_warmup = "3", torch_timeout = "0", amp = nil, compile = nil,
-  attn = nil, peak_tflops = "989", json = nil, time_limit = "0" }
+  attn = nil, peak_tflops = "auto", json = nil, time_limit = "0", small = "0" }
 local known = { "reps", "warmup", "B", "T", "config", "torch", "profile", "device", "dtype", "step", "torch_warmup",
-  "torch_timeout", "amp", "compile", "attn", "peak_tflops", "json", "time_limit" }
+  "torch_timeout", "amp", "compile", "attn", "peak_tflops", "json", "time_limit", "small" }
 local is_known = {}
 for _, k in ipairs(known) do is_known[k] = true end
 for _, a in ipairs(arg or {}) do
@@ -56,9 +62,12 @@ for _, a in ipairs(arg or {}) do
   opts[k] = v
 end
 local on_gpu = opts.device ~= "cpu"
+local small = opts.small == "1"
+if small and on_gpu then error("gpt_step: small=1 is the CPU check mode; use it with device=cpu") end
+opts.reps = opts.reps or (small and "2" or "5")
 opts.warmup = opts.warmup or (on_gpu and "2" or "1")
-opts.B = opts.B or (on_gpu and "96" or "4")
-opts.T = opts.T or (on_gpu and "1024" or "256")
+opts.B = opts.B or (on_gpu and "96" or small and "2" or "4")
+opts.T = opts.T or (on_gpu and "1024" or small and "64" or "256")
 opts.step = opts.step or (on_gpu and "train" or "fwdbwd")
 if opts.step ~= "train" and opts.step ~= "fwdbwd" then
   error("gpt_step: step must be 'train' or 'fwdbwd', got '" .. opts.step .. "'")
@@ -69,7 +78,10 @@ local B, T = assert(math.tointeger(tonumber(opts.B))), assert(math.tointeger(ton
 local here = debug.getinfo(1, "S").source:sub(2):gsub("[^/]*$", "")
 local root = here .. "../"
 local G = dofile(root .. "tests/lua/gpt_configs.lua")
+local flops_m = dofile(root .. "bench/flops.lua")
 local cfg = G.configs[opts.config] or error("gpt_step: unknown config '" .. opts.config .. "'")
+local overrides = small and flops_m.small_overrides or {}
+cfg = G.with(cfg, overrides)
 local PY = os.getenv("PROTEUS_TEST_PYTHON") or "/usr/bin/python3"
 local threads = tonumber(os.getenv("OMP_NUM_THREADS") or "") or 2
 
@@ -112,24 +124,30 @@ end
 local x, y = pt.tensor(xs, "i64"), pt.tensor(ys, "i64")
 local nparams = model:num_params()
 
--- Runs bench/gpt_step_torch.py on this model's weights and tokens. Returns the decoded result, or nil
--- and the reason (its last output line) when it failed or torch is missing.
-local function run_torch()
+-- The weights and tokens for the PyTorch side, written now, before any proteus step (step=train
+-- changes the weights).
+local wpath, tpath
+if opts.torch ~= "0" then
   local base = os.tmpname()
   os.remove(base)
-  local wpath, tpath = base .. "-w.safetensors", base .. "-t.safetensors"
+  wpath, tpath = base .. "-w.safetensors", base .. "-t.safetensors"
   local weights = {}
   for n, p in model:named_parameters() do weights[n] = p:detach() end
   st.save(wpath, weights)
   st.save(tpath, { x = x, y = y })
-  local extra = ""
+end
+-- Runs bench/gpt_step_torch.py on those weights and tokens. Returns the decoded result, or nil and
+-- the reason (its last output line) when it failed or torch is missing.
+local function run_torch()
+  local extra = string.format(" --step %s", opts.step)
+  if next(overrides) then extra = extra .. " --cfg " .. "'" .. json.encode(overrides) .. "'" end
   if on_gpu then
-    extra = string.format(" --device %s --warmup %s --step %s", opts.device, opts.torch_warmup, opts.step)
+    extra = extra .. string.format(" --device %s --warmup %s", opts.device, opts.torch_warmup)
     if opts.amp then extra = extra .. " --amp " .. opts.amp end
     if opts.compile then extra = extra .. " --compile " .. opts.compile end
     if opts.attn then extra = extra .. " --attn " .. opts.attn end
   else
-    extra = string.format(" --warmup %d", warmup)
+    extra = extra .. string.format(" --warmup %d", warmup)
   end
   local pre = tonumber(opts.torch_timeout) > 0 and ("timeout " .. opts.torch_timeout .. " ") or ""
   local cmd = string.format("%s%s %sbench/gpt_step_torch.py --config %s --weights %s --tokens %s --threads %d --reps %d%s 2>&1",
@@ -181,16 +199,38 @@ local function make_step()
   end
 end
 
--- Model FLOPs of one training step (see the header).
-local function step_flops()
-  local c = model.cfg
-  local d, L = c.model_dim, c.num_layers
-  local kvd = c.num_kv_heads * (c.head_dim or d // c.num_heads)
-  local hid = c.mlp_hidden or math.floor(c.mlp_mult * d)
-  local w = L * (2 * d * d + 2 * kvd * d + 2 * hid * d) + V * d
-  if (c.bigram_vocab_size or 0) > 0 then w = w + d * c.bigram_dim end
-  local tokens = B * T
-  return 6.0 * w * tokens + 6.0 * L * B * T * T * d
+local flops = flops_m.train_step(model.cfg, B, T)
+local tokens = B * T
+local dev_name = on_gpu and cuda.device_name() or "cpu"
+local peak_t, peak_note = flops_m.peak(dev_name, opts.peak_tflops)
+local peak = peak_t and peak_t * 1e12
+local function torch_setup_line(r)
+  local s = r.setup or {}
+  if not on_gpu then
+    return string.format("PyTorch %s (CPU f32, %d threads)", r.torch or "", r.threads or threads)
+  end
+  return string.format("PyTorch %s (%s autocast, compile=%s, %s)", r.torch or "?", s.amp or "?", tostring(s.compile),
+    s.attention or s.attn or "?")
+end
+-- the JSON result; written after each side, so a proteus side that is killed leaves PyTorch's numbers
+local result = { device = dev_name, config = opts.config, small = small, params = nparams, B = B, T = T,
+  step = opts.step, flops_per_step = flops, flops_formula = flops_m.TRAIN_FORMULA, peak_tflops = peak_t,
+  peak_note = peak_note, proteus = { error = "did not finish (killed, timed out or failed: see its log)" } }
+local function write_json()
+  if not opts.json then return end
+  local f = assert(io.open(opts.json, "w"))
+  f:write(json.encode(result), "\n")
+  f:close()
+end
+local function set_torch(torch_r, torch_why)
+  if torch_r then
+    result.pytorch = torch_r
+    result.pytorch.setup_line = torch_setup_line(torch_r)
+    result.pytorch.tokens_per_s = tokens / torch_r.median
+    result.pytorch.mfu = peak and flops / torch_r.median / peak or nil
+  else
+    result.pytorch = { error = torch_why }
+  end
 end
 
 local torch_res, torch_err
@@ -207,6 +247,8 @@ if on_gpu and opts.torch ~= "0" then
     if out and #out > 0 then io.stderr:write(out) end
   end
   io.stdout:flush()
+  set_torch(torch_res, torch_err)
+  write_json()
 end
 
 if on_gpu then
@@ -214,7 +256,7 @@ if on_gpu then
   x, y = x:to(opts.device), y:to(opts.device)
 end
 local step = make_step()
-local times, loss = {}, nil
+local times, loss, first_loss = {}, nil, nil
 local time_limit, t_begin = tonumber(opts.time_limit), host.clock()
 for i = 1, warmup + reps do
   if time_limit > 0 and #times >= 1 and host.clock() - t_begin > time_limit then
@@ -229,6 +271,7 @@ for i = 1, warmup + reps do
   if on_gpu then cuda.synchronize() end
   local dt = host.clock() - t0
   loss = l:item()
+  first_loss = first_loss or loss
   if i > warmup then times[#times + 1] = dt end
   if on_gpu then
     print(string.format("  proteus  step %d%s: %.3f s  loss %.7f", i, i <= warmup and " (warm-up)" or "", dt, loss))
@@ -237,60 +280,69 @@ for i = 1, warmup + reps do
   collectgarbage()
 end
 local med = median(times)
+result.proteus = { dtype = opts.dtype, median_s = med, times = times, loss = loss, tokens_per_s = tokens / med,
+  mfu = peak and flops / med / peak or nil, first_loss = first_loss }
+
+local function finish(torch_r, torch_why)
+  set_torch(torch_r, torch_why)
+  if torch_r then result.ratio_tokens_per_s = torch_r.median / med end
+  write_json()
+end
+
 if not on_gpu then
-  print(string.format("gpt_step: %s, %d params, B=%d T=%d, %d threads, %d reps after %d warm-up",
-    opts.config, nparams, B, T, threads, reps, warmup))
+  print(string.format("gpt_step: %s%s, %d params, B=%d T=%d, step=%s, %d threads, %d reps after %d warm-up",
+    opts.config, small and " (small)" or "", nparams, B, T, opts.step, threads, reps, warmup))
   print(string.format("  proteus  loss %.7f  median %.3f s  (runs: %s)", loss, med, list(times)))
+  local r, err
   if opts.torch ~= "0" then
-    local r, err = run_torch()
+    r, err = run_torch()
     if not r then
       print("  pytorch  not run: " .. err)
     else
       print(string.format("  pytorch  loss %.7f  median %.3f s  (runs: %s)", r.loss, r.median, list(r.times)))
+      if r.first_loss then
+        print(string.format("  first-step losses (same weights and tokens): proteus %.7f, pytorch %.7f", first_loss,
+          r.first_loss))
+      end
       print(string.format("  ratio proteus/pytorch = %.2f  (%s)", med / r.median,
         med < r.median and "proteus faster" or "pytorch faster"))
     end
+  else
+    err = "torch=0"
   end
+  print(string.format("  model FLOPs/step %.4g (%s); tokens/s proteus %.0f%s", flops, flops_m.TRAIN_FORMULA,
+    tokens / med, r and string.format(", pytorch %.0f", tokens / r.median) or ""))
+  finish(r, err)
   return
 end
 
 -- CUDA: the side-by-side table
-local flops, peak = step_flops(), tonumber(opts.peak_tflops) * 1e12
-local tokens = B * T
 local ms = cuda.memory_stats()
-local dev_name = cuda.device_name()
 local function row(name, sec, l)
-  return string.format("| %s | %.1f | %.0f | %.1f%% | %.5f |", name, sec * 1e3, tokens / sec, 100 * flops / sec / peak, l)
+  local mfu = peak and string.format("%.1f%%", 100 * flops / sec / peak) or "n/a"
+  return string.format("| %s | %.1f | %.0f | %s | %.5f |", name, sec * 1e3, tokens / sec, mfu, l)
 end
 print(string.format("\ngpt_step (%s): %s, %d params, B=%d T=%d (%d tokens/step), step=%s, %d reps after %d warm-up (proteus)",
   dev_name, opts.config, nparams, B, T, tokens, opts.step, reps, warmup))
-print(string.format("model FLOPs/step %.3e; MFU against %.0f TFLOP/s; proteus peak allocated %s", flops,
-  tonumber(opts.peak_tflops), cuda.fmt_bytes(ms.peak_allocated_bytes)))
+print(string.format("model FLOPs/step %.3e (%s); MFU against %s; proteus peak allocated %s", flops,
+  flops_m.TRAIN_FORMULA, peak and peak_note or ("nothing: " .. peak_note), cuda.fmt_bytes(ms.peak_allocated_bytes)))
+result.proteus.peak_allocated_bytes = ms.peak_allocated_bytes
 print("")
 print("| side | ms/step | tokens/s | MFU | loss |")
 print("|---|---|---|---|---|")
 print(row(string.format("proteus (%s)", opts.dtype), med, loss))
-local result = { device = dev_name, config = opts.config, B = B, T = T, step = opts.step, flops_per_step = flops,
-  peak_tflops = tonumber(opts.peak_tflops), proteus = { dtype = opts.dtype, median_s = med, times = times, loss = loss,
-  tokens_per_s = tokens / med, mfu = flops / med / peak, peak_allocated_bytes = ms.peak_allocated_bytes } }
 if torch_res then
-  local s = torch_res.setup or {}
-  print(row(string.format("PyTorch %s (%s autocast, compile=%s, %s)", torch_res.torch or "?", s.amp or "?",
-    tostring(s.compile), s.attention or s.attn or "?"), torch_res.median, torch_res.loss))
+  print(row(torch_setup_line(torch_res), torch_res.median, torch_res.loss))
   print(string.format("\nratio proteus/PyTorch tokens/s = %.3f  (%s)", torch_res.median / med,
     med < torch_res.median and "proteus faster" or "PyTorch faster"))
-  print(string.format("losses: proteus %.6f, PyTorch %.6f (rel %.2g; bf16 autocast on the PyTorch side)", loss,
-    torch_res.loss, math.abs(loss - torch_res.loss) / math.abs(torch_res.loss)))
-  result.pytorch = torch_res
-  result.pytorch.tokens_per_s = tokens / torch_res.median
-  result.pytorch.mfu = flops / torch_res.median / peak
-  result.ratio_tokens_per_s = torch_res.median / med
+  if torch_res.first_loss then
+    print(string.format("first-step losses (same weights and tokens): proteus %.6f, PyTorch %.6f (rel %.2g; bf16 "
+      .. "autocast on the PyTorch side)", first_loss, torch_res.first_loss,
+      math.abs(first_loss - torch_res.first_loss) / math.abs(torch_res.first_loss)))
+  end
+  finish(torch_res)
 else
-  print(string.format("| PyTorch | not run: %s | | | |", opts.torch == "0" and "torch=0" or torch_err))
-  result.pytorch = { error = opts.torch == "0" and "torch=0" or torch_err }
-end
-if opts.json then
-  local f = assert(io.open(opts.json, "w"))
-  f:write(json.encode(result), "\n")
-  f:close()
+  local why = opts.torch == "0" and "torch=0" or torch_err
+  print(string.format("| PyTorch | not run: %s | | | |", why))
+  finish(nil, why)
 end

@@ -7,6 +7,16 @@ gpt_step.lua wrote, timed with the same protocol (warm-up steps, then `reps` tim
         [--config proteus_v9] [--threads 2] [--reps 5] [--warmup 1]                  # CPU, as before
     python3 bench/gpt_step_torch.py --weights W --tokens T --device cuda \
         [--amp bf16|none] [--compile 1|0] [--attn flash|ref] [--step train|fwdbwd] [--reps 5] [--warmup 3]
+    python3 bench/gpt_step_torch.py --attn-bench [--device cuda] [--B 8] [--T 2048] [--H 8] [--Hkv 4] [--D 64]
+
+--cfg '{"num_layers": 2, ...}' overrides config keys (bench/flops.lua's small_overrides in the CPU check
+mode of bench/gpu_bench.sh --device cpu --small).
+--attn-bench times causal GQA attention alone, forward and forward+backward (the PyTorch column of the
+attention row of bench/gpu_bench.sh; proteus's is bench/gpu_attention.lua): on CUDA bf16 through flash
+SDPA only (as below), on the CPU f32 through the reference's written-out softmax (torch 1.13 has no
+SDPA); inputs [B, T, H, D] as proteus's F.attention takes them; CUDA-event (CPU: wall clock) medians of
+--reps runs after --warmup. Prints {"B", "T", "H", "Hkv", "D", "dtype", "fwd_ms", "fwdbwd_ms",
+"setup_line", "torch", "device"}.
 
 CPU (the default, used by bench/run_cpu.sh): float32 forward+backward, the reference exactly as written.
 CUDA (bench/run_gpu.sh): the records' setup for a v9 training step on one GPU — fp32 master weights,
@@ -21,8 +31,9 @@ as spec §3.4 (schedules fixed at their plateau values; bigram.* and smear.gate 
 On CUDA the two model-level helpers of gpt_ref.py that build CPU tensors (rotary's cos/sin tables,
 the causal mask) and bf16_round (a .item()) are replaced by device-side equivalents of the same math.
 
-Prints one JSON object: {"loss", "times": [seconds per step...], "median", "threads", "device",
-"torch", "setup", "first_step_s", "peak_mem_bytes"}. Run through bench/gpt_step.lua (or
+Prints one JSON object: {"loss" (the last step's), "first_loss" (the first step's, before any update),
+"times": [seconds per step...], "median", "threads", "device", "torch", "setup", "first_step_s",
+"peak_mem_bytes"}. Run through bench/gpt_step.lua (or
 bench/run_cpu.sh / bench/run_gpu.sh), which prints the comparison table.
 """
 import argparse
@@ -169,11 +180,73 @@ def v9_optimizers(P, names, device, compile_ns):
     return step
 
 
+def attn_bench(a):
+    """--attn-bench: causal GQA attention alone (see the module docstring)."""
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("gpt_step_torch.py: --device cuda but torch.cuda.is_available() is false (torch %s)" % torch.__version__)
+    torch.set_num_threads(a.threads)
+    B, T, H, Hkv, D = a.B, a.T, a.H, a.Hkv, a.D
+    dtype = torch.bfloat16 if cuda else torch.float32
+    g = torch.Generator().manual_seed(T)
+    q, k, v, gy = (torch.randn(B, T, h, D, generator=g).to(dev, dtype) for h in (H, Hkv, Hkv, H))
+    if cuda:
+        flash_only()
+        gqa, why = probe_flash_gqa(dev, dtype, H, Hkv, D)
+        attn = make_sdpa_attention(None, gqa)
+        setup = "flash SDPA, bf16, " + ("enable_gqa" if gqa else "K/V heads repeated (flash+enable_gqa: %s)" % why)
+    else:
+        attn = gpt_ref.causal_attention
+        setup = "reference softmax attention (written out), f32, CPU %d threads" % torch.get_num_threads()
+    warmup = a.warmup if a.warmup is not None else 3
+
+    def timed(fn):
+        ts = []
+        for i in range(warmup + a.reps):
+            if cuda:
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                fn()
+                e1.record()
+                torch.cuda.synchronize()
+                dt = e0.elapsed_time(e1)
+            else:
+                t0 = time.perf_counter()
+                fn()
+                dt = (time.perf_counter() - t0) * 1e3
+            if i >= warmup:
+                ts.append(dt)
+        return statistics.median(ts)
+
+    def fwd():
+        with torch.no_grad():
+            attn(q, k, v)
+    qg, kg, vg = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+
+    def fwdbwd():
+        qg.grad = kg.grad = vg.grad = None
+        attn(qg, kg, vg).backward(gy)
+    out = {"B": B, "T": T, "H": H, "Hkv": Hkv, "D": D, "dtype": str(dtype).replace("torch.", ""),
+           "fwd_ms": timed(fwd), "fwdbwd_ms": timed(fwdbwd), "reps": a.reps, "warmup": warmup,
+           "setup_line": "%s (torch %s)" % (setup, torch.__version__), "torch": torch.__version__,
+           "device": torch.cuda.get_device_name(dev) if cuda else "cpu"}
+    print(json.dumps(out))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description="time a GPTRef step (forward+backward, optionally the optimizer)")
     ap.add_argument("--config", default="proteus_v9")
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--tokens", required=True)
+    ap.add_argument("--cfg", default="{}", help="JSON object of config overrides")
+    ap.add_argument("--weights")
+    ap.add_argument("--tokens")
+    ap.add_argument("--attn-bench", action="store_true", help="time attention alone (see the docstring)")
+    ap.add_argument("--B", type=int, default=8)
+    ap.add_argument("--T", type=int, default=2048)
+    ap.add_argument("--H", type=int, default=8)
+    ap.add_argument("--Hkv", type=int, default=4)
+    ap.add_argument("--D", type=int, default=64)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 1 on the CPU, 3 on CUDA)")
@@ -184,6 +257,10 @@ def main():
                     help="ref: the reference's written-out softmax; flash: flash SDPA only (default ref CPU, flash CUDA)")
     ap.add_argument("--step", choices=["fwdbwd", "train"], default=None, help="default fwdbwd on the CPU, train on CUDA")
     a = ap.parse_args()
+    if a.attn_bench:
+        return attn_bench(a)
+    if not a.weights or not a.tokens:
+        ap.error("--weights and --tokens are required (or --attn-bench)")
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
     warmup = a.warmup if a.warmup is not None else (3 if cuda else 1)
@@ -194,7 +271,7 @@ def main():
     if cuda and not torch.cuda.is_available():
         raise SystemExit("gpt_step_torch.py: --device cuda but torch.cuda.is_available() is false (torch %s)" % torch.__version__)
     torch.set_num_threads(a.threads)
-    c = configs.full_config(a.config, {})
+    c = configs.full_config(a.config, json.loads(a.cfg))
     P, names = gpt_ref.load_params(c, a.weights, torch.float32)
     tk = gpt_ref.read_safetensors(a.tokens)
     x, y = tk["x"].to(torch.int64), tk["y"].to(torch.int64)
@@ -250,7 +327,7 @@ def main():
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    times, loss, first = [], None, None
+    times, loss, first, first_loss = [], None, None, None
     for i in range(warmup + a.reps):
         for n in names:
             P[n].grad = None
@@ -268,10 +345,11 @@ def main():
         dt = time.perf_counter() - t0
         loss = float(lt)
         if i == 0:
-            first = dt
+            first, first_loss = dt, loss
         if i >= warmup:
             times.append(dt)
-    out = {"loss": loss, "times": times, "median": statistics.median(times), "threads": torch.get_num_threads()}
+    out = {"loss": loss, "first_loss": first_loss, "times": times, "median": statistics.median(times),
+           "threads": torch.get_num_threads()}
     if cuda or attn != "ref" or amp != "none" or comp or stepk != "fwdbwd":
         out.update({"device": torch.cuda.get_device_name(dev) if cuda else "cpu", "torch": torch.__version__,
                     "setup": setup, "first_step_s": first, "warmup": warmup,

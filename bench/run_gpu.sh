@@ -4,6 +4,8 @@
 # the same v9 weights and tokens, a full training step (forward, backward, clip, AdamW + Muon) at the v9
 # shapes (T = 1024, 96 sequences), printed side by side: ms/step, tokens/s, MFU, ratio proteus/PyTorch.
 # bench/gpt_step.lua does the work (device=cuda); this script finds the Python that has torch.
+# The whole issue-11 benchmark (this step, the LoRA TTT evaluation and attention, one table) is
+# bench/gpu_bench.sh; this script runs the training step alone.
 #
 #   bash bench/run_gpu.sh [build_dir]                 # default build dir: build-gpu
 #   B=96 T=1024 REPS=5 WARMUP=2 TORCH_WARMUP=3 TORCH_TIMEOUT=300 bash bench/run_gpu.sh build-gpu
@@ -11,6 +13,7 @@
 #   PROTEUS_TIME_LIMIT=120 ...                        # proteus stops timing after 120 s (>= 1 timed step)
 #   STEP=fwdbwd ...                                   # forward+backward only on both sides
 #   DTYPE=bf16 ...                                    # proteus weights in bf16 (needs bf16 kernels for every op)
+#   PEAK_TFLOPS=989 ...                               # MFU peak (default: by device name, bench/flops.lua)
 #
 # PyTorch: the first of $PROTEUS_TEST_PYTHON, python3 on PATH, /opt/torch/.venv/bin/python3,
 # /usr/bin/python3 that imports torch with CUDA available is used. Without one the proteus side still

@@ -24,17 +24,17 @@
 #               (default: test_fused test_index), each bounded (60 s)
 #   5 train     the 50-step v9-style CPU-vs-GPU training comparison (tests/gpu/test_train_step.lua with
 #               PT_GPU_STEPS=50, through scripts/gpu_train_curve.lua, which also saves both loss curves)
-#   6 bench     bench/run_gpu.sh (proteus vs PyTorch training step at the v9 shapes), then
-#               bench/gpu_attention.lua when it exists
+#   6 bench     bench/gpu_bench.sh: proteus vs PyTorch on a v9 training step (T = 1024, 96 sequences),
+#               the v9 LoRA TTT evaluation and attention at T = 2048 (bench/gpu_attention.lua), one table
 #   7 summary   "$OUT"/summary.md: every result in a form to paste into bench/RESULTS.md; also printed
 # What comes back from $OUT is limited to 8 files, so $OUT holds exactly: summary.md, env.log,
 # build.log, suite.log, memcheck.log, train.log, bench.log and logs.tar.gz (per-test and memcheck
-# logs, the loss-curve CSV, the benchmark JSON). Without $OUT everything stays in device_check_out/.
+# logs, the loss-curve CSV, the benchmark JSON and table). Without $OUT everything stays in device_check_out/.
 #
 # Environment: DEVICE_CHECK_BUDGET (seconds for all steps, default 480), DEVICE_CHECK_BUILD (build
 # dir, default build-devcheck), DEVICE_CHECK_USE_BUNDLE=1 (skip the source build, use the bundle),
-# DEVICE_CHECK_BUNDLE (bundle path), JOBS (default 16; 2 in --dry-run), MEMCHECK_LUA, B/T/REPS/WARMUP
-# (bench sizes, see bench/run_gpu.sh). docs/gpu.md explains every output.
+# DEVICE_CHECK_BUNDLE (bundle path), JOBS (default 16; 2 in --dry-run), MEMCHECK_LUA, B/T/REPS/WARMUP/
+# TTT_ROUNDS (bench sizes, see bench/gpu_bench.sh). docs/gpu.md explains every output.
 # Exit status: 0 when every step that ran passed or skipped, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -211,7 +211,7 @@ write_summary() {
     fi
     if [ -n "$BENCH_TXT" ]; then
       echo
-      echo "### Training step, proteus vs PyTorch (bench/run_gpu.sh)"
+      echo "### proteus vs PyTorch: training step, LoRA TTT evaluation, attention (bench/gpu_bench.sh)"
       echo
       echo "$BENCH_TXT"
     fi
@@ -465,43 +465,34 @@ step_train() {
 
 # ------------------------------------------------------------------------------------ 6 bench
 step_bench() {
-  local rc lim reserve=0
-  [ -f bench/gpu_attention.lua ] && reserve=1   # keep 30 s for it
+  local rc lim bdir=$WORK/bench
   if [ "$HAVE_GPU" != 1 ]; then
-    echo "(dry run / no device: bench/run_gpu.sh reports its skip)"
+    echo "(dry run / no device: bench/gpu_bench.sh reports its skip)"
   fi
   lim=$(left_s)
-  # PyTorch runs first (compile included): at most 55% of the step; proteus stops timing after 25%
-  # (its model build, transfer and warm-up come on top)
-  TORCH_TIMEOUT=${TORCH_TIMEOUT:-$(( lim * 55 / 100 ))} PROTEUS_TIME_LIMIT=${PROTEUS_TIME_LIMIT:-$(( lim * 25 / 100 ))} \
-    JSON=$WORK/gpt_step.json REPS=${REPS:-5} WARMUP=${WARMUP:-1} \
-    timeout -k 5 "$(( lim > 60 && reserve ? lim - 30 : lim ))" bash bench/run_gpu.sh "$BIN" > "$WORK/bench.out" 2>&1; rc=$?
+  mkdir -p "$bdir"
+  # bench/gpu_bench.sh splits its time limit over the training step (55 %), the LoRA TTT evaluation
+  # (30 %) and attention (15 %); 15 s are kept for its table
+  BENCH_OUT=$bdir BENCH_TIME_LIMIT=$(( lim > 60 ? lim - 15 : lim )) REPS=${REPS:-5} WARMUP=${WARMUP:-1} \
+    TTT_ROUNDS=${TTT_ROUNDS:-4} timeout -k 5 "$lim" bash bench/gpu_bench.sh "$BIN" > "$WORK/bench.out" 2>&1; rc=$?
   cat "$WORK/bench.out"
+  # "workload: ratio" of each table row
+  local ratios
+  ratios=$(awk -F'|' '/^\| (train step|forward|LoRA TTT|attention)/ { n = $2; sub(/ \(.*/, "", n); gsub(/^ +| +$/, "", n); r = $7; gsub(/ /, "", r); printf "%s%s %s", sep, n, r; sep = ", " }' "$bdir/table.md" 2>/dev/null)
   case $rc in
-    0) RES="ok: $(grep -E '^ratio' "$WORK/bench.out" | head -1)"; [ -n "$(grep -E '^ratio' "$WORK/bench.out")" ] || RES="ok (proteus only: $(grep -E 'PyTorch.*not run|NOT FOUND' "$WORK/bench.out" | head -1 | cut -c1-200))" ;;
+    0) RES="ok: proteus/PyTorch tokens/s: ${ratios:-no table}" ;;
     77) RES="skip: $(grep -E 'skip' "$WORK/bench.out" | head -1 | cut -c1-200)" ;;
     124|137) RES="FAIL (timeout; partial numbers in bench.log)" ;;
-    *) RES="FAIL (exit $rc): $(grep -v '^\s' "$WORK/bench.out" | tail -1 | cut -c1-200)" ;;
+    *) RES="FAIL (exit $rc: $(grep -E '^gpu_bench.sh: (done|FAIL)' "$WORK/bench.out" | tail -1 | cut -c1-200)); ratios: ${ratios:-no table}" ;;
   esac
-  if [ $rc -ne 77 ]; then
-    BENCH_TXT=$(printf 'Command: `%s`\n\n%s\n' "$(grep -E '^# ' "$WORK/bench.out" | head -1 | sed 's/^# [^ ]*  //')" \
-      "$(grep -E '^(\||ratio|losses|gpt_step \(|model FLOPs|run_gpu.sh|  pytorch|  proteus  step)' "$WORK/bench.out")")
+  if [ -s "$bdir/table.md" ]; then
+    BENCH_TXT=$(printf 'Command: `bash bench/gpu_bench.sh %s` (BENCH_TIME_LIMIT=%s)\n\n%s\n' "$BIN" "$(( lim > 60 ? lim - 15 : lim ))" \
+      "$(sed '1,2d' "$bdir/table.md")")
+  elif [ $rc -ne 77 ]; then
+    BENCH_TXT="no table (exit $rc); see bench.log"
   fi
-  # the attention benchmark (another helper's file), when present
-  if [ -f bench/gpu_attention.lua ]; then
-    if (( $(left_s) >= 10 )); then
-      echo "== bench/gpu_attention.lua"
-      timeout -k 5 "$(left_s)" "$BIN/proteus" bench/gpu_attention.lua > "$WORK/attention.out" 2>&1; rc=$?
-      cat "$WORK/attention.out"
-      ATTN_TXT="$(tail -n 40 "$WORK/attention.out")
-(exit $rc$( [ $rc -eq 124 ] && echo ': timeout'))"
-      if [ "$HAVE_GPU" != 1 ]; then RES="$RES; attention: skip (no device; exit $rc)"
-      elif [ $rc -ne 0 ]; then RES="$RES; attention: FAIL (exit $rc)"
-      else RES="$RES; attention: ok"; fi
-    else
-      ATTN_TXT="not run: step time spent"
-      RES="$RES; attention: not run (time)"
-    fi
+  if [ -s "$bdir/attention.log" ]; then
+    ATTN_TXT=$(tail -n 40 "$bdir/attention.log")
   fi
 }
 

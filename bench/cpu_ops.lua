@@ -25,6 +25,7 @@ local pt = require "proteus"
 local F = require "proteus.functional"
 local json = require "proteus.json"
 local host = require "proteus._host"
+local BC = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "bench_common.lua")
 
 local opts = { reps = "7", iters = "5", torch = "1", only = "" }
 for _, a in ipairs(arg or {}) do
@@ -103,13 +104,7 @@ local cases = {
     end },
 }
 
-local function median(xs)
-  local s = {}
-  for i, v in ipairs(xs) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or 0.5 * (s[n // 2] + s[n // 2 + 1])
-end
+local median = BC.median
 
 local wanted = {}
 for n in opts.only:gmatch("[^,]+") do wanted[n] = true end

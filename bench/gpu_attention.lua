@@ -14,18 +14,11 @@
 local pt = require "proteus"
 local F = require "proteus.functional"
 local cuda = require "proteus.cuda"
+local BC = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "bench_common.lua")
 
 local opts = { B = "8", T = "1024,2048", reps = "10", warmup = "3", simple = "1", child = nil }
 local known = { "B", "T", "reps", "warmup", "simple", "child" }
-local is_known = {}
-for _, k in ipairs(known) do is_known[k] = true end
-for _, a in ipairs(arg or {}) do
-  local k, v = a:match("^([%w_]+)=(.*)$")
-  if not k or not is_known[k] then
-    error("gpu_attention: unknown argument '" .. a .. "' (known: " .. table.concat(known, "=, ") .. "=)")
-  end
-  opts[k] = v
-end
+BC.parse_args("gpu_attention", opts, known)
 
 if not cuda.is_available() then
   io.stderr:write("gpu_attention: needs a CUDA device: " .. cuda.unavailable_reason() .. "\n")
@@ -58,23 +51,10 @@ if opts.child then
   os.exit(0)
 end
 
-local function q_sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function bin()
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  return assert(arg and arg[i], "gpu_attention: cannot find the proteus binary")
-end
 local script = debug.getinfo(1, "S").source:sub(2)
-
 local function run(mode)
-  local cmd = string.format("PROTEUS_ATTN=%s %s %s child=1 B=%d T=%s reps=%d warmup=%d 2>&1", mode, q_sh(bin()),
-    q_sh(script), B, q_sh(opts.T), reps, warmup)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  if not p:close() then error("gpu_attention: the " .. mode .. " child failed:\n" .. out) end
-  local r = {}
-  for T, pass, ms in out:gmatch("RESULT (%d+) (%w+) ([%d%.]+)") do r[T .. pass] = tonumber(ms) end
-  return r
+  return BC.child_results("gpu_attention", mode, script, "PROTEUS_ATTN=" .. mode,
+    string.format("child=1 B=%d T=%s reps=%d warmup=%d", B, BC.shell_quote(opts.T), reps, warmup))
 end
 
 local flash = run("flash")

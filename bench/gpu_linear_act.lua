@@ -19,19 +19,12 @@
 local pt = require "proteus"
 local F = require "proteus.functional"
 local cuda = require "proteus.cuda"
+local BC = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "bench_common.lua")
 
 local opts = { rows = "98304,8192", out = "1536,2048", ["in"] = "512", reps = "20", warmup = "5", act = "relu2",
   child = nil }
 local known = { "rows", "out", "in", "reps", "warmup", "act", "child" }
-local is_known = {}
-for _, k in ipairs(known) do is_known[k] = true end
-for _, a in ipairs(arg or {}) do
-  local k, v = a:match("^([%w_]+)=(.*)$")
-  if not k or not is_known[k] then
-    error("gpu_linear_act: unknown argument '" .. a .. "' (known: " .. table.concat(known, "=, ") .. "=)")
-  end
-  opts[k] = v
-end
+BC.parse_args("gpu_linear_act", opts, known)
 assert(opts.act == "relu2" or opts.act == "leaky_relu2", "gpu_linear_act: act must be relu2 or leaky_relu2")
 
 if not cuda.is_available() then
@@ -83,23 +76,12 @@ if opts.child then
   os.exit(0)
 end
 
-local function q_sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function bin()
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  return assert(arg and arg[i], "gpu_linear_act: cannot find the proteus binary")
-end
 local script = debug.getinfo(1, "S").source:sub(2)
-
 local function run(mode)
-  local cmd = string.format("PROTEUS_LINEAR_ACT=%s %s %s child=%s rows=%s out=%s in=%d reps=%d warmup=%d act=%s 2>&1",
-    mode, q_sh(bin()), q_sh(script), mode, q_sh(opts.rows), q_sh(opts.out), K, reps, warmup, opts.act)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  if not p:close() then error("gpu_linear_act: the " .. mode .. " child failed:\n" .. out) end
-  local r = {}
-  for key, pass, ms in out:gmatch("RESULT (%S+) (%w+) ([%d%.]+)") do r[key .. pass] = tonumber(ms) end
-  return r
+  local q = BC.shell_quote
+  return BC.child_results("gpu_linear_act", mode, script, "PROTEUS_LINEAR_ACT=" .. mode,
+    string.format("child=%s rows=%s out=%s in=%d reps=%d warmup=%d act=%s", mode, q(opts.rows), q(opts.out), K, reps,
+      warmup, opts.act))
 end
 
 local cublas = run("cublas")

@@ -116,6 +116,8 @@ const pt_device_allocator *pt_get_device_allocator(pt_devtype type);
 /* ---- tensors ---- */
 int64_t pt_shape_numel(int ndim, const int64_t *shape);
 int64_t pt_tensor_numel(const pt_tensor *t);
+/* The product of all dims but the last (the rows of a [..., C] tensor; 1 for a scalar or a 1-d tensor). */
+int64_t pt_tensor_rows(const pt_tensor *t);
 int pt_tensor_is_contiguous(const pt_tensor *t);
 /* Pointer to element 0 of the view (storage data + offset); NULL for empty CUDA storage. */
 void *pt_tensor_data(const pt_tensor *t);

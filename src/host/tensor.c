@@ -249,6 +249,8 @@ int64_t pt_shape_numel(int ndim, const int64_t *shape) {
 
 int64_t pt_tensor_numel(const pt_tensor *t) { return pt_shape_numel(t->ndim, t->shape); }
 
+int64_t pt_tensor_rows(const pt_tensor *t) { return t->ndim > 1 ? pt_shape_numel(t->ndim - 1, t->shape) : 1; }
+
 int pt_tensor_is_contiguous(const pt_tensor *t) {
     int64_t expect = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {

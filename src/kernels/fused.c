@@ -96,12 +96,6 @@ static pt_status pt_fz_out(pt_tensor **out, const pt_tensor *t) {
     return pt_fz_like(out, t, t->device.type != PT_DEV_CPU);
 }
 
-static int64_t pt_fz_rows(const pt_tensor *t) { /* product of all dims but the last */
-    int64_t n = 1;
-    for (int d = 0; d + 1 < t->ndim; d++) n *= t->shape[d];
-    return n;
-}
-
 /* ---------------- rms_norm ---------------- */
 static pt_status pt_rms_norm_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_tensor *x = node->saved[0], *rstd = node->saved[1], *gc = NULL;
@@ -109,7 +103,7 @@ static pt_status pt_rms_norm_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_status st = pt_fz_grad(g, x, &gc);
     if (!st) st = pt_fz_out(&gin[0], x);
     if (!st && pt_tensor_numel(x) > 0) {
-        pt_rmsnorm_args a = {.n = pt_fz_rows(x), .c = x->shape[x->ndim - 1], .scale = node->f[0],
+        pt_rmsnorm_args a = {.n = pt_tensor_rows(x), .c = x->shape[x->ndim - 1], .scale = node->f[0],
                              .x = pt_tensor_data(x), .rstd = pt_tensor_data(rstd), .g = pt_tensor_data(gc),
                              .dx = pt_tensor_data(gin[0])};
         st = k(&a);
@@ -128,7 +122,7 @@ pt_status pt_rms_norm(pt_tensor **out, pt_tensor *x, double eps, double scale) {
     if (!isfinite(scale)) return PT_FAIL(PT_ERR_VALUE, "rms_norm: scale must be finite, got %g", scale);
     PT_FZ_FIND(pt_rmsnorm_kernel, k, "rms_norm", x->device, x->dtype);
     pt_tensor *xc = NULL, *rstd = NULL;
-    int64_t n = pt_fz_rows(x);
+    int64_t n = pt_tensor_rows(x);
     pt_status st = pt_tensor_contiguous_raw(&xc, x);
     if (!st) st = pt_tensor_empty(out, x->dtype, x->device, x->ndim, x->shape);
     if (!st) st = pt_tensor_zeros(&rstd, x->dtype, x->device, 1, &n);
@@ -365,7 +359,7 @@ static pt_status pt_act2_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     if (!st && ns) st = pt_fz_like(&gin[1], scale, 1);
     if (!st && nb) st = pt_fz_like(&gin[2], scale, 1);
     if (!st && pt_tensor_numel(x) > 0) {
-        pt_act2_args a = {.op = op, .n = pt_fz_rows(x), .c = x->shape[x->ndim - 1], .slope = node->f[0],
+        pt_act2_args a = {.op = op, .n = pt_tensor_rows(x), .c = x->shape[x->ndim - 1], .slope = node->f[0],
                           .x = pt_tensor_data(x), .scale = scale ? pt_tensor_data(scale) : NULL,
                           .g = pt_tensor_data(gc), .dx = nx ? pt_tensor_data(gin[0]) : NULL,
                           .dscale = ns ? pt_tensor_data(gin[1]) : NULL, .dbias = nb ? pt_tensor_data(gin[2]) : NULL};
@@ -398,7 +392,7 @@ static pt_status pt_act2(pt_tensor **out, const char *op_name, int op, pt_tensor
     if (!st && bias) st = pt_tensor_contiguous_raw(&bc, bias);
     if (!st) st = pt_fz_out(out, x);
     if (!st && pt_tensor_numel(x) > 0) {
-        pt_act2_args a = {.op = op, .n = pt_fz_rows(x), .c = x->shape[x->ndim - 1], .slope = slope,
+        pt_act2_args a = {.op = op, .n = pt_tensor_rows(x), .c = x->shape[x->ndim - 1], .slope = slope,
                           .x = pt_tensor_data(xc), .scale = sc ? pt_tensor_data(sc) : NULL,
                           .bias = bc ? pt_tensor_data(bc) : NULL, .out = pt_tensor_data(*out)};
         st = k(&a);
@@ -436,7 +430,7 @@ pt_status pt_star_relu(pt_tensor **out, pt_tensor *x, pt_tensor *scale, pt_tenso
 static pt_status pt_ce_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_tensor *x = node->saved[0], *tg = node->saved[1], *lse = node->saved[2], *gc = NULL;
     PT_FZ_FIND(pt_ce_kernel, k, "softcap_ce_bwd", x->device, x->dtype);
-    const int64_t n = pt_fz_rows(x);
+    const int64_t n = pt_tensor_rows(x);
     const int mean = node->i[0] == PT_CE_MEAN;
     pt_status st = pt_fz_grad(g, x, &gc);
     if (!st) st = pt_fz_out(&gin[0], x);
@@ -489,7 +483,7 @@ pt_status pt_softcap_cross_entropy(pt_tensor **out, pt_tensor *logits, pt_tensor
         return PT_FAIL(PT_ERR_VALUE, "%s: softcap must be a finite number >= 0 (0 = no cap), got %g", op, softcap);
     if (reduction != PT_CE_MEAN && reduction != PT_CE_NONE)
         return PT_FAIL(PT_ERR_VALUE, "%s: unknown reduction %d (mean or none)", op, (int)reduction);
-    const int64_t n = pt_fz_rows(logits), V = logits->shape[logits->ndim - 1];
+    const int64_t n = pt_tensor_rows(logits), V = logits->shape[logits->ndim - 1];
     if (reduction == PT_CE_MEAN && n == 0)
         return PT_FAIL(PT_ERR_VALUE, "%s: reduction mean of an empty batch (logits %s)", op, sl);
     if (V == 0 && n > 0) return PT_FAIL(PT_ERR_SHAPE, "%s: logits %s have a vocabulary of size 0", op, sl);
@@ -552,7 +546,7 @@ pt_status pt_bigram_hash(pt_tensor **out, pt_tensor *tokens, int64_t buckets) {
     pt_tensor *t64 = NULL, *tc = NULL;
     pt_status st = pt_tensor_to(&t64, tokens, PT_I64, tokens->device, 0);
     if (!st) st = pt_tensor_contiguous_raw(&tc, t64);
-    const int64_t n = pt_fz_rows(tokens), T = tokens->shape[tokens->ndim - 1];
+    const int64_t n = pt_tensor_rows(tokens), T = tokens->shape[tokens->ndim - 1];
     if (!st && tc->device.type == PT_DEV_CPU) {
         const int64_t *tp = pt_tensor_data(tc);
         for (int64_t i = 0; i < n * T; i++)

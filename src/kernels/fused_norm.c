@@ -56,12 +56,6 @@ static pt_status pt_fn_grad(pt_tensor *g, const pt_tensor *like, pt_tensor **out
     return st;
 }
 
-static int64_t pt_fn_rows(const pt_tensor *t) { /* product of all dims but the last */
-    int64_t n = 1;
-    for (int d = 0; d + 1 < t->ndim; d++) n *= t->shape[d];
-    return n;
-}
-
 static void *pt_fn_data(pt_tensor *t) { return t ? pt_tensor_data(t) : NULL; }
 
 #define PT_FN_FIND(ktype, var, name, dev, dt)                        \
@@ -88,7 +82,7 @@ static pt_status pt_mix_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     const int64_t C = like->ndim ? like->shape[like->ndim - 1] : 1;
     if (!st && nwx) st = pt_tensor_zeros(&gin[2], like->dtype, like->device, 1, &C);
     if (!st && nw0) st = pt_tensor_zeros(&gin[3], like->dtype, like->device, 1, &C);
-    const int64_t n = pt_fn_rows(like);
+    const int64_t n = pt_tensor_rows(like);
     if (!st && n > 0 && C > 0 && ((nx && wx) || nx0 || nwx || nw0)) {
         pt_mixnorm_args a = {.n = n, .c = C, .x0_scale = node->f[0], .x = pt_fn_data(x), .x0 = pt_fn_data(x0),
                              .wx = pt_fn_data(wx), .w0 = pt_fn_data(w0), .g = pt_tensor_data(gc),
@@ -107,7 +101,7 @@ static pt_status pt_mix_norm_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_status st = pt_fn_grad(g, y, &gc);
     if (!st) st = pt_tensor_empty(&gin[0], y->dtype, y->device, y->ndim, y->shape);
     if (!st && pt_tensor_numel(y) > 0) {
-        pt_rmsnorm_args a = {.n = pt_fn_rows(y), .c = y->shape[y->ndim - 1], .scale = node->f[0],
+        pt_rmsnorm_args a = {.n = pt_tensor_rows(y), .c = y->shape[y->ndim - 1], .scale = node->f[0],
                              .x = pt_tensor_data(y), .rstd = pt_tensor_data(rstd), .g = pt_tensor_data(gc),
                              .dx = pt_tensor_data(gin[0])};
         st = k(&a);
@@ -146,7 +140,7 @@ pt_status pt_mix_rms_norm(pt_tensor **y, pt_tensor **h, pt_tensor *x, pt_tensor 
     if (!isfinite(scale)) return PT_FAIL(PT_ERR_VALUE, "%s: scale must be finite, got %g", op, scale);
     if (!isfinite(x0_scale)) return PT_FAIL(PT_ERR_VALUE, "%s: x0_scale must be finite, got %g", op, x0_scale);
     PT_FN_FIND(pt_mixnorm_kernel, k, "mix_rms_norm", x->device, x->dtype);
-    const int64_t n = pt_fn_rows(x);
+    const int64_t n = pt_tensor_rows(x);
     pt_tensor *xc = NULL, *x0c = NULL, *wxc = NULL, *w0c = NULL, *rstd = NULL;
     pt_status st = pt_tensor_contiguous_raw(&xc, x);
     if (!st) st = pt_tensor_contiguous_raw(&x0c, x0);

@@ -36,32 +36,6 @@ int64_t pt_head_ce_auto_chunk(int64_t V, pt_dtype dt) {
 /* element `i` of a contiguous buffer of elements of `es` bytes */
 static void *hc_at(const void *p, int64_t i, size_t es) { return (char *)(uintptr_t)p + i * (int64_t)es; }
 
-/* out [m, n] = op(a) · op(b): a is [m, k] row-major (ta = 0) or a row-major [k, m] (ta = 1), b likewise
- * [k, n] or a row-major [n, k] (tb = 1). All sizes > 0 (the callers skip empty products). */
-static void hc_gemm(pt_matmul_kernel mm, int64_t m, int64_t n, int64_t k, const void *a, int ta, int64_t lda,
-                    const void *b, int tb, int64_t ldb, void *out) {
-    pt_matmul_args g;
-    memset(&g, 0, sizeof g);
-    g.batch = 1;
-    g.m = m;
-    g.n = n;
-    g.k = k;
-    g.a = a;
-    g.b = b;
-    g.out = out;
-    g.ta = ta;
-    g.tb = tb;
-    g.lda = lda;
-    g.ldb = ldb;
-    mm(&g);
-}
-
-static int64_t hc_rows(const pt_tensor *t) {
-    int64_t n = 1;
-    for (int d = 0; d + 1 < t->ndim; d++) n *= t->shape[d];
-    return n;
-}
-
 /* ---------------- backward ---------------- */
 static pt_status hc_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_tensor *x = node->saved[0], *w = node->saved[1], *tc = node->saved[2], *lse = node->saved[3];
@@ -73,7 +47,7 @@ static pt_status hc_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_ce_kernel ceb = (pt_ce_kernel)pt_kernel_find("softcap_ce_bwd", dev.type, dt);
     if (!ceb) return pt_kernel_missing("softcap_ce_bwd", dev.type, dt);
     const int nx = pt_node_needs_grad(node, 0), nw = pt_node_needs_grad(node, 1);
-    const int64_t n = hc_rows(x), C = x->shape[x->ndim - 1], V = w->shape[0], ck = node->i[1];
+    const int64_t n = pt_tensor_rows(x), C = x->shape[x->ndim - 1], V = w->shape[0], ck = node->i[1];
     const int mean = node->i[0] == PT_CE_MEAN;
     const size_t es = pt_dtype_size(dt);
     int64_t bshape[2] = {ck, V}, wshape[2] = {V, C};
@@ -90,7 +64,7 @@ static pt_status hc_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     for (int64_t r0 = 0; !st && r0 < n; r0 += ck) {
         const int64_t m = n - r0 < ck ? n - r0 : ck;
         const void *xc = hc_at(xp, r0 * C, es);
-        if (C > 0) hc_gemm(mm, m, V, C, xc, 0, C, wp, 1, C, pt_tensor_data(buf));
+        if (C > 0) pt_matmul_2d(mm, m, V, C, xc, 0, C, wp, 1, C, pt_tensor_data(buf));
         pt_ce_args a = {.n = m, .V = V, .cap = node->f[0], .logits = pt_tensor_data(buf), .targets = tp + r0,
                         .lse = hc_at(pt_tensor_data(lse), r0, es),
                         .g = mean ? pt_tensor_data(gc) : hc_at(pt_tensor_data(gc), r0, es),
@@ -98,9 +72,10 @@ static pt_status hc_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
                         .dlogits = pt_tensor_data(dbuf)};
         st = ceb(&a);
         if (st || C == 0) continue;
-        if (nx) hc_gemm(mm, m, C, V, pt_tensor_data(dbuf), 0, V, wp, 0, C, hc_at(pt_tensor_data(gin[0]), r0 * C, es));
+        if (nx)
+            pt_matmul_2d(mm, m, C, V, pt_tensor_data(dbuf), 0, V, wp, 0, C, hc_at(pt_tensor_data(gin[0]), r0 * C, es));
         if (nw) {
-            hc_gemm(mm, V, C, m, pt_tensor_data(dbuf), 1, V, xc, 0, C, pt_tensor_data(r0 == 0 ? dw : part));
+            pt_matmul_2d(mm, V, C, m, pt_tensor_data(dbuf), 1, V, xc, 0, C, pt_tensor_data(r0 == 0 ? dw : part));
             if (r0 > 0) st = pt_add_(dw, part, 1.0);
         }
     }
@@ -158,7 +133,7 @@ static pt_status hc_check(pt_tensor *x, pt_tensor *w, pt_tensor *targets, double
         return PT_FAIL(PT_ERR_VALUE, "%s: chunk must be >= 1 rows (0 = automatic), got %lld", op, (long long)chunk);
     if (reduction != PT_CE_MEAN && reduction != PT_CE_NONE)
         return PT_FAIL(PT_ERR_VALUE, "%s: unknown reduction %d (mean or none)", op, (int)reduction);
-    const int64_t n = hc_rows(x), V = w->shape[0], C = w->shape[1];
+    const int64_t n = pt_tensor_rows(x), V = w->shape[0], C = w->shape[1];
     if (reduction == PT_CE_MEAN && n == 0)
         return PT_FAIL(PT_ERR_VALUE, "%s: reduction mean of an empty batch (x %s)", op, sx);
     if (V == 0 && n > 0) return PT_FAIL(PT_ERR_SHAPE, "%s: w %s has a vocabulary of size 0", op, sw);
@@ -188,7 +163,7 @@ pt_status pt_linear_softcap_cross_entropy(pt_tensor **out, pt_tensor *x, pt_tens
     if (!mm) return pt_kernel_missing("matmul", dev.type, dt);
     pt_ce_kernel ce = (pt_ce_kernel)pt_kernel_find("softcap_ce", dev.type, dt);
     if (!ce) return pt_kernel_missing("softcap_ce", dev.type, dt);
-    const int64_t n = hc_rows(x), V = w->shape[0], C = w->shape[1];
+    const int64_t n = pt_tensor_rows(x), V = w->shape[0], C = w->shape[1];
     const size_t es = pt_dtype_size(dt);
     int64_t ck = chunk > 0 ? chunk : pt_head_ce_auto_chunk(V, dt);
     if (ck > n) ck = n > 0 ? n : 1;
@@ -210,7 +185,7 @@ pt_status pt_linear_softcap_cross_entropy(pt_tensor **out, pt_tensor *x, pt_tens
     const int64_t *tp = n > 0 ? pt_tensor_data(tc) : NULL;
     for (int64_t r0 = 0; !st && r0 < n; r0 += ck) {
         const int64_t m = n - r0 < ck ? n - r0 : ck;
-        if (C > 0) hc_gemm(mm, m, V, C, hc_at(xp, r0 * C, es), 0, C, wp, 1, C, pt_tensor_data(buf));
+        if (C > 0) pt_matmul_2d(mm, m, V, C, hc_at(xp, r0 * C, es), 0, C, wp, 1, C, pt_tensor_data(buf));
         pt_ce_args a = {.n = m, .V = V, .cap = softcap, .logits = pt_tensor_data(buf), .targets = tp + r0,
                         .nll = hc_at(pt_tensor_data(nll), r0, es), .lse = hc_at(pt_tensor_data(lse), r0, es)};
         st = ce(&a);

@@ -12,7 +12,7 @@
  */
 #include <limits.h> /* INT_MAX */
 #include <math.h>   /* isfinite */
-#include <string.h> /* memset, memcpy */
+#include <string.h> /* memcpy */
 
 #include "pt_dispatch.h"
 #include "pt_linear_act.h"
@@ -20,32 +20,6 @@
 #include "pt_ops.h"
 
 static const char *la_name(int act) { return act == PT_LINEAR_ACT_LEAKY_RELU2 ? "linear_leaky_relu2" : "linear_relu2"; }
-
-static int64_t la_rows(const pt_tensor *t) { /* product of all dims but the last */
-    int64_t n = 1;
-    for (int d = 0; d + 1 < t->ndim; d++) n *= t->shape[d];
-    return n;
-}
-
-/* out [m, n] = op(a) · b: a row-major [m, k] (ta = 0) or a row-major [k, m] passed transposed (ta = 1),
- * b row-major [k, n]. All sizes > 0. */
-static void la_gemm(pt_matmul_kernel mm, int64_t m, int64_t n, int64_t k, const void *a, int ta, int64_t lda,
-                    const void *b, int64_t ldb, void *out) {
-    pt_matmul_args g;
-    memset(&g, 0, sizeof g);
-    g.batch = 1;
-    g.m = m;
-    g.n = n;
-    g.k = k;
-    g.a = a;
-    g.ta = ta;
-    g.lda = lda;
-    g.b = b;
-    g.tb = 0;
-    g.ldb = ldb;
-    g.out = out;
-    mm(&g);
-}
 
 /* ---------------- backward ---------------- */
 static pt_status la_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
@@ -58,7 +32,7 @@ static pt_status la_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_matmul_kernel mm = (pt_matmul_kernel)pt_kernel_find("matmul", dev.type, dt);
     if (!mm) return pt_kernel_missing("matmul", dev.type, dt);
     const int nx = pt_node_needs_grad(node, 0), nw = pt_node_needs_grad(node, 1);
-    const int64_t M = la_rows(x), K = x->shape[x->ndim - 1], N = w->shape[0];
+    const int64_t M = pt_tensor_rows(x), K = x->shape[x->ndim - 1], N = w->shape[0];
     pt_status st = pt_tensor_to(&gt, g, dt, dev, 0);
     if (!st) st = pt_tensor_contiguous_raw(&gc, gt);
     if (!st) st = pt_tensor_empty(&dh, dt, dev, h->ndim, h->shape);
@@ -70,7 +44,8 @@ static pt_status la_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     if (!st && nx) { /* dx = dh · W; nothing to sum when N = 0 */
         if (M * K > 0 && N > 0) {
             st = pt_tensor_empty(&gin[0], dt, dev, x->ndim, x->shape);
-            if (!st) la_gemm(mm, M, K, N, pt_tensor_data(dh), 0, N, pt_tensor_data(w), K, pt_tensor_data(gin[0]));
+            if (!st)
+                pt_matmul_2d(mm, M, K, N, pt_tensor_data(dh), 0, N, pt_tensor_data(w), 0, K, pt_tensor_data(gin[0]));
         } else {
             st = pt_tensor_zeros(&gin[0], dt, dev, x->ndim, x->shape);
         }
@@ -79,7 +54,8 @@ static pt_status la_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
         if (N * K > 0 && M > 0) {
             st = pt_tensor_empty(&gin[1], dt, dev, 2, w->shape);
             /* N = 1: dhᵀ is a row that pt_matmul passes untransposed (lda = M), as here */
-            if (!st) la_gemm(mm, N, K, M, pt_tensor_data(dh), N > 1, N > 1 ? N : M, pt_tensor_data(x), K,
+            if (!st)
+                pt_matmul_2d(mm, N, K, M, pt_tensor_data(dh), N > 1, N > 1 ? N : M, pt_tensor_data(x), 0, K,
                              pt_tensor_data(gin[1]));
         } else {
             st = pt_tensor_zeros(&gin[1], dt, dev, 2, w->shape);
@@ -119,7 +95,7 @@ static pt_status la_check(const char *op, pt_tensor *x, pt_tensor *w, int act, d
                                      "of x", op, sx, sw, (long long)x->shape[x->ndim - 1]);
     if (act == PT_LINEAR_ACT_LEAKY_RELU2 && !isfinite(slope))
         return PT_FAIL(PT_ERR_VALUE, "%s: slope must be finite, got %g", op, slope);
-    const int64_t M = la_rows(x), N = w->shape[0], K = w->shape[1];
+    const int64_t M = pt_tensor_rows(x), N = w->shape[0], K = w->shape[1];
     if (M > INT_MAX || N > INT_MAX || K > INT_MAX)
         return PT_FAIL(PT_ERR_UNSUPPORTED, "%s: x %s, W %s: rows %lld, out %lld or in %lld is larger than %d, which "
                                            "does not fit a BLAS int", op, sx, sw, (long long)M, (long long)N,
@@ -137,7 +113,7 @@ pt_status pt_linear_act(pt_tensor **out, pt_tensor *x, pt_tensor *W, pt_linear_a
     pt_linear_act_kernel k = (pt_linear_act_kernel)pt_kernel_find("linear_act", dev.type, dt);
     if (!k) return pt_kernel_missing("linear_act", dev.type, dt);
     if (act == PT_LINEAR_ACT_RELU2) slope = 0;
-    const int64_t M = la_rows(x), N = W->shape[0], K = W->shape[1];
+    const int64_t M = pt_tensor_rows(x), N = W->shape[0], K = W->shape[1];
     int64_t oshape[PT_MAX_DIMS];
     memcpy(oshape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     oshape[x->ndim - 1] = N;

@@ -82,6 +82,24 @@ static pt_tensor *pt_mm_transposed_weight(const pt_tensor *a, const pt_tensor *b
     return w;
 }
 
+void pt_matmul_2d(pt_matmul_kernel mm, int64_t m, int64_t n, int64_t k, const void *a, int ta, int64_t lda,
+                  const void *b, int tb, int64_t ldb, void *out) {
+    pt_matmul_args g;
+    memset(&g, 0, sizeof g);
+    g.batch = 1;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.a = a;
+    g.ta = ta;
+    g.lda = lda;
+    g.b = b;
+    g.tb = tb;
+    g.ldb = ldb;
+    g.out = out;
+    mm(&g);
+}
+
 /* The computation on promoted (>= 2-d) operands; out already allocated with numel B*M*N. */
 static pt_status pt_matmul_run(pt_tensor *out, pt_tensor *a2, pt_tensor *b2, int bn, const int64_t *bshape) {
     pt_matmul_kernel kern = (pt_matmul_kernel)pt_kernel_find("matmul", out->device.type, out->dtype);

@@ -35,6 +35,13 @@ typedef struct {
 
 typedef void (*pt_matmul_kernel)(const pt_matmul_args *args);
 
+/* One 2-d product through a "matmul" kernel (batch 1, no offsets; defined in matmul.c): out [m, n],
+ * contiguous row-major, = op(a) · op(b) with a row-major [m, k] of leading dimension lda (ta = 0) or a
+ * row-major [k, m] passed transposed (ta = 1), b likewise [k, n] (tb = 0) or [n, k] (tb = 1). All sizes
+ * > 0 and within a BLAS int: the callers check and skip empty products. */
+void pt_matmul_2d(pt_matmul_kernel mm, int64_t m, int64_t n, int64_t k, const void *a, int ta, int64_t lda,
+                  const void *b, int tb, int64_t ldb, void *out);
+
 typedef struct {
     int64_t batch, m, n;
     void *a;        /* input (qr) or in/out (cholesky, inverse), contiguous */

@@ -5,9 +5,9 @@
 // How: tests/emu/extract_kernels.cmake cuts the kernels (k_fa_fwd, k_fa_dot, k_fa_bwd_kv, k_fa_bwd_q and
 // their tile helpers) out of attention.cu at build time into attention_kernels.inc, which this file
 // #includes after defining what the CUDA code needs: threadIdx / blockIdx, __syncthreads,
-// __shfl_xor_sync, and the inline-PTX helpers pt_fa_cp16 / pt_fa_ldsm / pt_fa_ldsm_t / pt_fa_mma /
-// pt_fa_pack, written from the PTX ISA's definitions (ldmatrix .x4 row addresses and fragments,
-// mma.m16n8k16 bf16 A/B/C fragment layouts, cvt.rn.bf16x2); all but the thin pt_fa_* wrappers live in
+// __shfl_xor_sync, and the inline-PTX helpers of src/kernels/cuda/pt_mma.cuh (pt_mma_cp16 / ldsm /
+// ldsm_t / m16n8k16 / pack), written from the PTX ISA's definitions (ldmatrix .x4 row addresses and
+// fragments, mma.m16n8k16 bf16 A/B/C fragment layouts, cvt.rn.bf16x2); all of it lives in
 // tests/emu/emu_warp.h, shared with tests/emu/linear_act_emu.cpp. Each CUDA thread of a block is a fiber
 // (ucontext) on one OS thread; barriers and warp collectives switch fibers, so a launch is serial and
 // deterministic.
@@ -39,16 +39,6 @@
 #include "emu_warp.h" // the CUDA surface, fibers, cp.async / ldmatrix / mma, launches, guarded buffers
 
 constexpr int PT_EMU_THREADS = 128; // PT_FA_THREADS
-
-// the inline-PTX helpers of attention.cu, on the emulated instructions
-static uint32_t pt_fa_pack(float lo, float hi) { return (uint32_t)pt_emu_tobf(lo) | ((uint32_t)pt_emu_tobf(hi) << 16); }
-static void pt_fa_cp16(void *dst, const void *src, bool valid) { pt_emu_cp16(dst, src, valid); }
-static void pt_fa_commit() {}
-template <int N>
-static void pt_fa_wait() {}
-static void pt_fa_ldsm(uint32_t r[4], const uint16_t *p) { pt_emu_ldsm(r, p, false); }
-static void pt_fa_ldsm_t(uint32_t r[4], const uint16_t *p) { pt_emu_ldsm(r, p, true); }
-static void pt_fa_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) { pt_emu_mma(c, a, b0, b1); }
 
 #include "attention_kernels.inc"
 

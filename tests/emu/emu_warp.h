@@ -5,9 +5,9 @@
 //   PT_EMU_SMEM         the name of the kernels' `extern __shared__ unsigned char NAME[]` (the dynamic
 //                       shared memory array; it becomes this file's one buffer)
 //   PT_EMU_INPUTS_WHAT  what cp.async may read, for its error message ("q, k, v, gy")
-// and then #includes its extracted kernels (tests/emu/extract_kernels.cmake) after this file, with
-// thin wrappers that map the kernels' inline-PTX helper names onto pt_emu_cp16 / pt_emu_ldsm /
-// pt_emu_mma (the helpers themselves are never extracted).
+// and then #includes its extracted kernels (tests/emu/extract_kernels.cmake) after this file. The
+// kernels' inline-PTX helpers (src/kernels/cuda/pt_mma.cuh) are never extracted: this file defines the
+// same names on pt_emu_cp16 / pt_emu_ldsm / pt_emu_mma.
 //
 // What is here: the CUDA surface (threadIdx / blockIdx / blockDim / gridDim, the qualifiers as empty
 // macros, __syncthreads, __shfl_xor_sync), fibers (one ucontext per CUDA thread of a block, run on one
@@ -246,6 +246,20 @@ static void pt_emu_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1
     }
     pt_emu_wbar();
     for (int i = 0; i < 4; i++) c[i] = out[i];
+}
+
+// ---------------------------------------------------------------- src/kernels/cuda/pt_mma.cuh, emulated
+[[maybe_unused]] static void pt_mma_cp16(void *dst, const void *src, bool valid) { pt_emu_cp16(dst, src, valid); }
+[[maybe_unused]] static void pt_mma_commit() {}
+template <int N>
+static void pt_mma_wait() {}
+[[maybe_unused]] static void pt_mma_ldsm(uint32_t r[4], const uint16_t *p) { pt_emu_ldsm(r, p, false); }
+[[maybe_unused]] static void pt_mma_ldsm_t(uint32_t r[4], const uint16_t *p) { pt_emu_ldsm(r, p, true); }
+[[maybe_unused]] static void pt_mma_m16n8k16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    pt_emu_mma(c, a, b0, b1);
+}
+[[maybe_unused]] static uint32_t pt_mma_pack(float lo, float hi) {
+    return (uint32_t)pt_emu_tobf(lo) | ((uint32_t)pt_emu_tobf(hi) << 16);
 }
 
 // ---------------------------------------------------------------- launches

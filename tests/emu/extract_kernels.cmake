@@ -7,8 +7,9 @@
 #
 # Kept: from "#define PT_FA_BM" up to the "device helpers" banner (constants, pt_fa_params), and from
 # "/* Register tiles of one warp" up to the "launchers" banner (tile helpers and the four kernels).
-# Dropped: the inline-PTX helpers (the emulator defines its own pt_fa_cp16 / ldsm / mma / pack) and the
-# host launchers. A missing marker is an error naming it: update this script and attention.cu together.
+# Dropped: the "device helpers" section, which #includes the inline-PTX helpers of pt_mma.cuh (the
+# emulator defines its own pt_mma_cp16 / ldsm / m16n8k16 / pack, tests/emu/emu_warp.h), and the host
+# launchers. A missing marker is an error naming it: update this script and attention.cu together.
 # Other kernel files pass their own markers: -DBEGIN1= -DEND1= -DBEGIN2= -DEND2= (the two kept parts are
 # [BEGIN1, END1) and [BEGIN2, END2); the defaults are attention.cu's above; linear_act.cu: CMakeLists.txt).
 #

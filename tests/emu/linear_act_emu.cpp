@@ -8,7 +8,7 @@
 // banner: pt_la_act, the stage loader, the warp's products, the epilogue, the kernel) at build time into
 // linear_act_kernels.inc, which this file #includes after tests/emu/emu_warp.h (the emulated CUDA
 // surface, shared with attention_emu: fibers per CUDA thread, ldmatrix / mma.m16n8k16 fragments from the
-// PTX spec, cp.async landing at once) and thin pt_la_* wrappers for the inline-PTX helpers it drops.
+// PTX spec, cp.async landing at once, and the pt_mma.cuh helper names the extraction drops).
 // The grid, block size and shared-memory size are the launcher's (PT_LA_SMEM_BYTES comes from the
 // extracted text itself, so it cannot drift).
 //
@@ -42,14 +42,6 @@
 #define PT_EMU_SMEM pt_la_smem
 #define PT_EMU_INPUTS_WHAT "x, W"
 #include "emu_warp.h" // the CUDA surface, fibers, cp.async / ldmatrix / mma, launches, guarded buffers
-
-// the inline-PTX helpers of linear_act.cu, on the emulated instructions
-static void pt_la_cp16(void *dst, const void *src, bool valid) { pt_emu_cp16(dst, src, valid); }
-static void pt_la_commit() {}
-template <int N>
-static void pt_la_wait() {}
-static void pt_la_ldsm(uint32_t r[4], const uint16_t *p) { pt_emu_ldsm(r, p, false); }
-static void pt_la_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) { pt_emu_mma(c, a, b0, b1); }
 
 #include "linear_act_kernels.inc"
 

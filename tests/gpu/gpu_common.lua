@@ -11,6 +11,8 @@
 --   PT_TEST_SEED=N                repeat one set of random inputs (default os.time(); tests put the
 --                                 seed in their failure messages)
 local cuda = require "proteus.cuda"
+local st = require "proteus.safetensors"
+local testing = require "proteus.testing"
 
 local G = {}
 
@@ -68,6 +70,41 @@ function G.same(T, what, got, want, tol)
         G.DEV, tostring(b)), 2)
     end
   end
+end
+
+-- ---- child processes: for switches a CUDA kernel reads from the environment (PROTEUS_ATTN,
+-- PROTEUS_LINEAR_ACT), each setting runs in a process of its own, the test file run again ----
+
+-- Runs the test file `file` in a child proteus (testing.proteus_bin) with PT_TEST_SEED = G.SEED, the
+-- variables env (a list of { NAME, value }, set in that order: the test's child-mode variable, the
+-- switch) and PROTEUS_GPU_TEST_DEVICE = G.DEV. Returns ok (exit status 0) and all it printed (stdout
+-- and stderr together).
+function G.run_child(file, env)
+  local q = testing.shell_quote
+  local words = { "PT_TEST_SEED=" .. G.SEED }
+  for _, kv in ipairs(env) do words[#words + 1] = kv[1] .. "=" .. q(kv[2]) end
+  words[#words + 1] = "PROTEUS_GPU_TEST_DEVICE=" .. q(G.DEV)
+  words[#words + 1] = q(testing.proteus_bin(file:match("([^/]+)%.lua$"))) .. " " .. q(file) .. " 2>&1"
+  local p = io.popen(table.concat(words, " "))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+-- Runs `file` once per mode of `modes` (G.run_child with child_var = "dump:<path>", switch = the
+-- mode), each child saving its tensors to <path> (proteus.safetensors) and exiting; returns
+-- { [mode] = the tensors it saved }. A failed child is an error naming the switch and showing its output.
+function G.child_dumps(file, child_var, switch, modes)
+  local dir = io.popen("mktemp -d /tmp/proteus_" .. file:match("([^/]+)%.lua$") .. "_XXXXXX"):read("l")
+  local res, paths = {}, {}
+  for i, mode in ipairs(modes) do
+    paths[i] = dir .. "/" .. mode .. ".safetensors"
+    local ok, out = G.run_child(file, { { child_var, "dump:" .. paths[i] }, { switch, mode } })
+    assert(ok, "child with " .. switch .. "=" .. mode .. " failed:\n" .. out)
+  end
+  for i, mode in ipairs(modes) do res[mode] = st.load(paths[i]) end
+  os.execute("rm -rf " .. testing.shell_quote(dir))
+  return res
 end
 
 return G

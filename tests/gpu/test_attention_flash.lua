@@ -98,14 +98,6 @@ local need_device = G.need_device
 
 -- ---- child processes (PROTEUS_ATTN is read by the CUDA kernel, so a mode needs its own process) ----
 local here = debug.getinfo(1, "S").source:sub(2)
-local function q_sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function proteus_bin()
-  local b = os.getenv("PROTEUS_BIN")
-  if b and b ~= "" then return b end
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  return assert(arg and arg[i], "test_attention_flash: cannot find the proteus binary (set PROTEUS_BIN)")
-end
 
 local CHILD_TS = { 17, 256, 1024 }
 
@@ -130,12 +122,7 @@ if child then
 end
 
 local function run_child(mode, env_attn)
-  local cmd = string.format("PT_TEST_SEED=%d PT_ATTN_CHILD=%s PROTEUS_ATTN=%s PROTEUS_GPU_TEST_DEVICE=%s %s %s 2>&1",
-    SEED, q_sh(mode), q_sh(env_attn), q_sh(DEV), q_sh(proteus_bin()), q_sh(here))
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
+  return G.run_child(here, { { "PT_ATTN_CHILD", mode }, { "PROTEUS_ATTN", env_attn } })
 end
 
 local T = {}
@@ -168,14 +155,8 @@ end
 
 function T.flash_is_deterministic_and_matches_simple(t)
   need_device(t)
-  local dir = io.popen("mktemp -d /tmp/proteus_attn_flash_XXXXXX"):read("l")
-  local ff, fs = dir .. "/flash.safetensors", dir .. "/simple.safetensors"
-  local ok1, out1 = run_child("dump:" .. ff, "flash")
-  local ok2, out2 = run_child("dump:" .. fs, "simple")
-  assert(ok1, "child with PROTEUS_ATTN=flash failed:\n" .. out1)
-  assert(ok2, "child with PROTEUS_ATTN=simple failed:\n" .. out2)
-  local flash, simple = st.load(ff), st.load(fs)
-  os.execute("rm -rf " .. q_sh(dir))
+  local d = G.child_dumps(here, "PT_ATTN_CHILD", "PROTEUS_ATTN", { "flash", "simple" })
+  local flash, simple = d.flash, d.simple
   for _, T_ in ipairs(CHILD_TS) do
     local function pick(set)
       local r = {}

@@ -64,16 +64,8 @@ end
 
 local function label(act, s) return string.format("%s M=%d K=%d N=%d", act, s[1], s[2], s[3]) end
 
--- ---- child processes ----
+-- ---- child processes (G.run_child, G.child_dumps) ----
 local here = debug.getinfo(1, "S").source:sub(2)
-local function q_sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function proteus_bin()
-  local b = os.getenv("PROTEUS_BIN")
-  if b and b ~= "" then return b end
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  return assert(arg and arg[i], "test_linear_act: cannot find the proteus binary (set PROTEUS_BIN)")
-end
 
 local child = os.getenv("PT_LA_CHILD")
 if child then
@@ -97,12 +89,7 @@ if child then
 end
 
 local function run_child(mode, env)
-  local cmd = string.format("PT_TEST_SEED=%d PT_LA_CHILD=%s PROTEUS_LINEAR_ACT=%s PROTEUS_GPU_TEST_DEVICE=%s %s %s 2>&1",
-    SEED, q_sh(mode), q_sh(env), q_sh(DEV), q_sh(proteus_bin()), q_sh(here))
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
+  return G.run_child(here, { { "PT_LA_CHILD", mode }, { "PROTEUS_LINEAR_ACT", env } })
 end
 
 local T = {}
@@ -148,14 +135,8 @@ end
 function T.fused_matches_cublas_and_cpu(t)
   need_device(t)
   if SELF then t.skip("the fused kernel is CUDA bf16; nothing to compare on the CPU") end
-  local dir = io.popen("mktemp -d /tmp/proteus_linear_act_XXXXXX"):read("l")
-  local ff, fc = dir .. "/fused.safetensors", dir .. "/cublas.safetensors"
-  local ok1, out1 = run_child("dump:" .. ff, "fused")
-  local ok2, out2 = run_child("dump:" .. fc, "cublas")
-  assert(ok1, "child with PROTEUS_LINEAR_ACT=fused failed:\n" .. out1)
-  assert(ok2, "child with PROTEUS_LINEAR_ACT=cublas failed:\n" .. out2)
-  local fused, cublas = st.load(ff), st.load(fc)
-  os.execute("rm -rf " .. q_sh(dir))
+  local d = G.child_dumps(here, "PT_LA_CHILD", "PROTEUS_LINEAR_ACT", { "fused", "cublas" })
+  local fused, cublas = d.fused, d.cublas
   for i, s in ipairs(SHAPES) do
     for _, act in ipairs { "relu2", "leaky_relu2" } do
       local function pick(set)

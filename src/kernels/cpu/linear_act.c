@@ -8,8 +8,6 @@
  * The CPU gains nothing from the fusion (h is written and read once either way); the op exists so that
  * one model code path runs on every device. Tests: tests/c/test_linear_act.c.
  */
-#include <string.h> /* memset */
-
 #include "../pt_dispatch.h"
 #include "../pt_fused.h"
 #include "../pt_linear_act.h"
@@ -22,24 +20,14 @@ static pt_status la_forward(const pt_linear_act_args *a, pt_dtype dt) {
     if (!mm) return pt_kernel_missing("matmul", PT_DEV_CPU, dt);
     pt_act2_kernel act = (pt_act2_kernel)pt_kernel_find("act2", PT_DEV_CPU, dt);
     if (!act) return pt_kernel_missing("act2", PT_DEV_CPU, dt);
-    pt_matmul_args g;
-    memset(&g, 0, sizeof g);
-    g.batch = 1;
-    g.m = a->m;
-    g.n = a->n;
-    g.k = a->k;
-    g.a = a->x;
-    g.b = a->w;
-    g.out = a->h;
-    g.ta = 0;
-    g.tb = 1;
-    g.lda = a->k;
-    g.ldb = a->k;
-    /* pt_matmul hands a Wᵀ view with a unit dim to BLAS untransposed (matmul.c, pt_mm_layout): the same
-     * call here, so that even these shapes match the unfused path bit for bit */
-    if (a->n == 1) g.tb = 0, g.ldb = 1;
-    else if (a->k == 1) g.tb = 0, g.ldb = a->n;
-    mm(&g);
+    /* W passed transposed (tb = 1, ldb = K); pt_matmul hands a Wᵀ view with a unit dim to BLAS
+     * untransposed (matmul.c, pt_mm_layout): the same call here, so that even these shapes match the
+     * unfused path bit for bit */
+    int tb = 1;
+    int64_t ldb = a->k;
+    if (a->n == 1) tb = 0, ldb = 1;
+    else if (a->k == 1) tb = 0, ldb = a->n;
+    pt_matmul_2d(mm, a->m, a->n, a->k, a->x, 0, a->k, a->w, tb, ldb, a->h);
     pt_act2_args s = {.op = la_act2_op(a->act), .n = a->m, .c = a->n, .slope = a->slope, .x = a->h, .out = a->out};
     return act(&s);
 }

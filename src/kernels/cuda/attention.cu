@@ -57,55 +57,18 @@ struct pt_fa_params {
 };
 
 /* ---------------------------------------------------------------- device helpers */
-__device__ __forceinline__ uint32_t pt_fa_saddr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-/* 16 bytes global -> shared, asynchronous; valid = 0 writes zeros (src is not read) */
-__device__ __forceinline__ void pt_fa_cp16(void *dst, const void *src, bool valid) {
-    unsigned n = valid ? 16u : 0u;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(pt_fa_saddr(dst)), "l"(src), "r"(n));
-}
-__device__ __forceinline__ void pt_fa_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void pt_fa_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-/* four 8x8 bf16 matrices; lane l supplies the address of row l%8 of matrix l/8 */
-__device__ __forceinline__ void pt_fa_ldsm(uint32_t r[4], const uint16_t *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(pt_fa_saddr(p)));
-}
-__device__ __forceinline__ void pt_fa_ldsm_t(uint32_t r[4], const uint16_t *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(pt_fa_saddr(p)));
-}
-
-/* c[16x8] += a[16x16] · b[16x8]  (bf16 in, f32 accumulate) */
-__device__ __forceinline__ void pt_fa_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/* two floats -> bf16x2 (round to nearest even), lo in the low half */
-__device__ __forceinline__ uint32_t pt_fa_pack(float lo, float hi) {
-    uint32_t u;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(u) : "f"(hi), "f"(lo));
-    return u;
-}
+/* cp.async, ldmatrix, mma.sync m16n8k16 and the bf16x2 pack (inline PTX); the emulator has its own */
+#include "pt_mma.cuh"
 
 /* Register tiles of one warp (16 rows). Lane l: g = l/4, c = l%4.
  *   accumulator f[n][4] for columns n·8..n·8+7: f[n][0..1] = (row g, cols 2c, 2c+1), f[n][2..3] = row g+8
  *   A operand a[kk][4] for k = kk·16..+15: (g, 2c..), (g+8, 2c..), (g, 2c+8..), (g+8, 2c+8..)
  * so the accumulators f[2kk], f[2kk+1] repack into the A operand a[kk] (pt_fa_to_a). */
 __device__ __forceinline__ void pt_fa_to_a(uint32_t a[4], const float f0[4], const float f1[4]) {
-    a[0] = pt_fa_pack(f0[0], f0[1]);
-    a[1] = pt_fa_pack(f0[2], f0[3]);
-    a[2] = pt_fa_pack(f1[0], f1[1]);
-    a[3] = pt_fa_pack(f1[2], f1[3]);
+    a[0] = pt_mma_pack(f0[0], f0[1]);
+    a[1] = pt_mma_pack(f0[2], f0[3]);
+    a[2] = pt_mma_pack(f1[0], f1[1]);
+    a[3] = pt_mma_pack(f1[2], f1[3]);
 }
 
 /* A operand of rows r0..r0+15 of a shared tile (row-major, ld elements), all D/16 k-steps */
@@ -114,7 +77,7 @@ __device__ __forceinline__ void pt_fa_load_a(uint32_t a[D / 16][4], const uint16
     const int lane = threadIdx.x & 31, mi = lane >> 3;
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++)
-        pt_fa_ldsm(a[kk], s + (r0 + (lane & 7) + (mi & 1) * 8) * ld + kk * 16 + (mi >> 1) * 8);
+        pt_mma_ldsm(a[kk], s + (r0 + (lane & 7) + (mi & 1) * 8) * ld + kk * 16 + (mi >> 1) * 8);
 }
 
 /* acc[16 x NB] += a[16 x D] · Xᵀ where X is a shared tile [NB rows][D] (rows = output columns):
@@ -128,9 +91,9 @@ __device__ __forceinline__ void pt_fa_mm_nt(float acc[NB / 8][4], const uint32_t
 #pragma unroll
         for (int np = 0; np < NB / 16; np++) {
             uint32_t b[4];
-            pt_fa_ldsm(b, X + (np * 16 + (lane & 7) + (mi >> 1) * 8) * ld + kk * 16 + (mi & 1) * 8);
-            pt_fa_mma(acc[2 * np], a[kk], b[0], b[1]);
-            pt_fa_mma(acc[2 * np + 1], a[kk], b[2], b[3]);
+            pt_mma_ldsm(b, X + (np * 16 + (lane & 7) + (mi >> 1) * 8) * ld + kk * 16 + (mi & 1) * 8);
+            pt_mma_m16n8k16(acc[2 * np], a[kk], b[0], b[1]);
+            pt_mma_m16n8k16(acc[2 * np + 1], a[kk], b[2], b[3]);
         }
 }
 
@@ -146,9 +109,9 @@ __device__ __forceinline__ void pt_fa_mm_nn(float acc[D / 8][4], const float p[K
 #pragma unroll
         for (int dp = 0; dp < D / 16; dp++) {
             uint32_t b[4];
-            pt_fa_ldsm_t(b, X + (kk * 16 + (lane & 7) + (mi & 1) * 8) * ld + dp * 16 + (mi >> 1) * 8);
-            pt_fa_mma(acc[2 * dp], a, b[0], b[1]);
-            pt_fa_mma(acc[2 * dp + 1], a, b[2], b[3]);
+            pt_mma_ldsm_t(b, X + (kk * 16 + (lane & 7) + (mi & 1) * 8) * ld + dp * 16 + (mi >> 1) * 8);
+            pt_mma_m16n8k16(acc[2 * dp], a, b[0], b[1]);
+            pt_mma_m16n8k16(acc[2 * dp + 1], a, b[2], b[3]);
         }
     }
 }
@@ -161,7 +124,7 @@ __device__ __forceinline__ void pt_fa_load_tile(uint16_t *s, const uint16_t *g, 
     for (int c = threadIdx.x; c < PT_FA_BN * CH; c += PT_FA_THREADS) {
         const int r = c / CH, k = c % CH, row = row0 + r;
         const bool ok = row < T;
-        pt_fa_cp16(s + r * (D + PT_FA_PAD) + k * 8, g + (int64_t)(ok ? row : 0) * ld + k * 8, ok);
+        pt_mma_cp16(s + r * (D + PT_FA_PAD) + k * 8, g + (int64_t)(ok ? row : 0) * ld + k * 8, ok);
     }
 }
 
@@ -174,8 +137,8 @@ __device__ __forceinline__ void pt_fa_store(uint16_t *g, int64_t ld, int r0, int
     const int ra = r0 + gr, rb = ra + 8;
 #pragma unroll
     for (int n = 0; n < D / 8; n++) {
-        if (ra < T) *(uint32_t *)(g + (int64_t)ra * ld + n * 8 + c2) = pt_fa_pack(acc[n][0] * mul0, acc[n][1] * mul0);
-        if (rb < T) *(uint32_t *)(g + (int64_t)rb * ld + n * 8 + c2) = pt_fa_pack(acc[n][2] * mul1, acc[n][3] * mul1);
+        if (ra < T) *(uint32_t *)(g + (int64_t)ra * ld + n * 8 + c2) = pt_mma_pack(acc[n][0] * mul0, acc[n][1] * mul0);
+        if (rb < T) *(uint32_t *)(g + (int64_t)rb * ld + n * 8 + c2) = pt_mma_pack(acc[n][2] * mul1, acc[n][3] * mul1);
     }
 }
 
@@ -204,7 +167,7 @@ __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_fwd(pt_fa_params p) {
     pt_fa_load_tile<D>(sQ, Q, ldq, q0, T);
     pt_fa_load_tile<D>(sK, K, ldk, 0, T);
     pt_fa_load_tile<D>(sV, V, ldk, 0, T);
-    pt_fa_commit();
+    pt_mma_commit();
 
     uint32_t qf[D / 16][4];
     float o[D / 8][4];
@@ -216,10 +179,10 @@ __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_fwd(pt_fa_params p) {
         if (j + 1 < nkv) {
             pt_fa_load_tile<D>(sK + (cur ^ 1) * TILE, K, ldk, (j + 1) * PT_FA_BN, T);
             pt_fa_load_tile<D>(sV + (cur ^ 1) * TILE, V, ldk, (j + 1) * PT_FA_BN, T);
-            pt_fa_commit();
-            pt_fa_wait<1>();
+            pt_mma_commit();
+            pt_mma_wait<1>();
         } else {
-            pt_fa_wait<0>();
+            pt_mma_wait<0>();
         }
         __syncthreads();
         if (j == 0) pt_fa_load_a<D>(qf, sQ, warp * 16, LD);
@@ -345,7 +308,7 @@ __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_bwd_kv(pt_fa_params p) {
     pt_fa_load_tile<D>(sK, p.k + kbase, ldk, k0, T);
     pt_fa_load_tile<D>(sV, p.v + kbase, ldk, k0, T);
     PT_FA_KV_LOAD(0, 0);
-    pt_fa_commit();
+    pt_mma_commit();
 
     uint32_t kf[D / 16][4], vf[D / 16][4];
     float dk[D / 8][4], dv[D / 8][4];
@@ -355,10 +318,10 @@ __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_bwd_kv(pt_fa_params p) {
         const int cur = it & 1;
         if (it + 1 < n_it) {
             PT_FA_KV_LOAD(it + 1, cur ^ 1);
-            pt_fa_commit();
-            pt_fa_wait<1>();
+            pt_mma_commit();
+            pt_mma_wait<1>();
         } else {
-            pt_fa_wait<0>();
+            pt_mma_wait<0>();
         }
         __syncthreads();
         /* D = 64 keeps K and V in registers; D = 128 reloads them from shared memory where they are
@@ -418,7 +381,7 @@ __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_bwd_q(pt_fa_params p) {
     pt_fa_load_tile<D>(sO, p.gy + qbase, ldq, q0, T);
     pt_fa_load_tile<D>(sK, K, ldk, 0, T);
     pt_fa_load_tile<D>(sV, V, ldk, 0, T);
-    pt_fa_commit();
+    pt_mma_commit();
 
     float lse2[2], drow[2]; /* rows r0 + gr, r0 + gr + 8 */
 #pragma unroll
@@ -438,10 +401,10 @@ __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_bwd_q(pt_fa_params p) {
         if (j + 1 < nkv) {
             pt_fa_load_tile<D>(sK + (cur ^ 1) * TILE, K, ldk, (j + 1) * PT_FA_BN, T);
             pt_fa_load_tile<D>(sV + (cur ^ 1) * TILE, V, ldk, (j + 1) * PT_FA_BN, T);
-            pt_fa_commit();
-            pt_fa_wait<1>();
+            pt_mma_commit();
+            pt_mma_wait<1>();
         } else {
-            pt_fa_wait<0>();
+            pt_mma_wait<0>();
         }
         __syncthreads();
         if (j == 0) {

@@ -36,7 +36,7 @@
 #include <stdint.h>
 #include <stdio.h>  /* snprintf */
 #include <stdlib.h> /* getenv */
-#include <string.h> /* strcmp, memset */
+#include <string.h> /* strcmp */
 
 #include "pt_cuda_common.cuh"
 
@@ -69,33 +69,8 @@ struct pt_la_params {
 };
 
 /* ---------------------------------------------------------------- device helpers */
-__device__ __forceinline__ uint32_t pt_la_saddr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-/* 16 bytes global -> shared, asynchronous, bypassing L1; valid = 0 writes zeros (src is not read) */
-__device__ __forceinline__ void pt_la_cp16(void *dst, const void *src, bool valid) {
-    unsigned n = valid ? 16u : 0u;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(pt_la_saddr(dst)), "l"(src), "r"(n));
-}
-__device__ __forceinline__ void pt_la_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void pt_la_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-/* four 8x8 bf16 matrices; lane l supplies the address of row l%8 of matrix l/8 */
-__device__ __forceinline__ void pt_la_ldsm(uint32_t r[4], const uint16_t *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(pt_la_saddr(p)));
-}
-
-/* c[16x8] += a[16x16] · b[16x8]  (bf16 in, f32 accumulate) */
-__device__ __forceinline__ void pt_la_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+/* cp.async, ldmatrix and mma.sync m16n8k16 (inline PTX); the emulator has its own */
+#include "pt_mma.cuh"
 
 /* ---------------------------------------------------------------- GEMM tiles */
 /* relu(v)² or leaky_relu(v, slope)², the CPU's expressions (act2) */
@@ -114,13 +89,13 @@ __device__ __forceinline__ void pt_la_load_stage(uint16_t *s, const pt_la_params
     for (int it = 0; it < PT_LA_BM * CH / PT_LA_THREADS; it++) {
         const int c = (int)threadIdx.x + it * PT_LA_THREADS, r = c / CH, kc = (c % CH) * 8, row = m0 + r;
         const bool ok = row < p.M;
-        pt_la_cp16(sx + r * PT_LA_LD + kc, p.x + (int64_t)(ok ? row : 0) * p.K + k0 + kc, ok);
+        pt_mma_cp16(sx + r * PT_LA_LD + kc, p.x + (int64_t)(ok ? row : 0) * p.K + k0 + kc, ok);
     }
 #pragma unroll
     for (int it = 0; it < PT_LA_BN * CH / PT_LA_THREADS; it++) {
         const int c = (int)threadIdx.x + it * PT_LA_THREADS, r = c / CH, kc = (c % CH) * 8, row = n0 + r;
         const bool ok = row < p.N;
-        pt_la_cp16(sw + r * PT_LA_LD + kc, p.w + (int64_t)(ok ? row : 0) * p.K + k0 + kc, ok);
+        pt_mma_cp16(sw + r * PT_LA_LD + kc, p.w + (int64_t)(ok ? row : 0) * p.K + k0 + kc, ok);
     }
 }
 
@@ -135,16 +110,16 @@ __device__ __forceinline__ void pt_la_mma_stage(float acc[4][4][4], const uint16
         uint32_t a[4][4], b[2][4];
 #pragma unroll
         for (int i = 0; i < 4; i++)
-            pt_la_ldsm(a[i], sx + (wm0 + i * 16 + (lane & 7) + (mi & 1) * 8) * PT_LA_LD + kk * 16 + (mi >> 1) * 8);
+            pt_mma_ldsm(a[i], sx + (wm0 + i * 16 + (lane & 7) + (mi & 1) * 8) * PT_LA_LD + kk * 16 + (mi >> 1) * 8);
 #pragma unroll
         for (int j = 0; j < 2; j++)
-            pt_la_ldsm(b[j], sw + (wn0 + j * 16 + (lane & 7) + (mi >> 1) * 8) * PT_LA_LD + kk * 16 + (mi & 1) * 8);
+            pt_mma_ldsm(b[j], sw + (wn0 + j * 16 + (lane & 7) + (mi >> 1) * 8) * PT_LA_LD + kk * 16 + (mi & 1) * 8);
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
             for (int j = 0; j < 2; j++) {
-                pt_la_mma(acc[i][2 * j], a[i], b[j][0], b[j][1]);
-                pt_la_mma(acc[i][2 * j + 1], a[i], b[j][2], b[j][3]);
+                pt_mma_m16n8k16(acc[i][2 * j], a[i], b[j][0], b[j][1]);
+                pt_mma_m16n8k16(acc[i][2 * j + 1], a[i], b[j][2], b[j][3]);
             }
     }
 }
@@ -193,14 +168,14 @@ __global__ void __launch_bounds__(PT_LA_THREADS) k_la_gemm_act(pt_la_params p) {
 #pragma unroll
     for (int s = 0; s < PT_LA_STAGES - 1; s++) {
         if (s < nk) pt_la_load_stage(smem + s * PT_LA_STAGE_ELEMS, p, m0, n0, s * PT_LA_BK);
-        pt_la_commit(); /* an empty group keeps the wait_group count uniform */
+        pt_mma_commit(); /* an empty group keeps the wait_group count uniform */
     }
     for (int kt = 0; kt < nk; kt++) {
-        pt_la_wait<PT_LA_STAGES - 2>(); /* this thread's copies of step kt have landed */
+        pt_mma_wait<PT_LA_STAGES - 2>(); /* this thread's copies of step kt have landed */
         __syncthreads();                /* everyone's have; and step kt − 1's stage is free again */
         const int nt = kt + PT_LA_STAGES - 1;
         if (nt < nk) pt_la_load_stage(smem + (nt % PT_LA_STAGES) * PT_LA_STAGE_ELEMS, p, m0, n0, nt * PT_LA_BK);
-        pt_la_commit();
+        pt_mma_commit();
         if (live) pt_la_mma_stage(acc, smem + (kt % PT_LA_STAGES) * PT_LA_STAGE_ELEMS, wm0, wn0);
     }
     if (live) pt_la_store(p, acc, m0 + wm0, n0 + wn0);
@@ -307,20 +282,7 @@ template <typename T>
 static pt_status pt_la_cublas(const pt_linear_act_args *a, pt_dtype dt) {
     pt_matmul_kernel mm = (pt_matmul_kernel)pt_kernel_find("matmul", PT_DEV_CUDA, dt);
     if (!mm) return pt_kernel_missing("matmul", PT_DEV_CUDA, dt);
-    pt_matmul_args g;
-    memset(&g, 0, sizeof g);
-    g.batch = 1;
-    g.m = a->m;
-    g.n = a->n;
-    g.k = a->k;
-    g.a = a->x;
-    g.b = a->w;
-    g.out = a->h;
-    g.ta = 0;
-    g.tb = 1;
-    g.lda = a->k;
-    g.ldb = a->k;
-    mm(&g);
+    pt_matmul_2d(mm, a->m, a->n, a->k, a->x, 0, a->k, a->w, 1, a->k, a->h); /* W passed transposed */
     const int64_t n = a->m * a->n;
     k_la_act<T><<<pt_cuda_blocks(n, PT_THREADS), PT_THREADS, 0, pt_cuda_compute_stream()>>>(
         (const T *)a->h, (T *)a->out, n, a->act, (typename pt_math<T>::type)a->slope);

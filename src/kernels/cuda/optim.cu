@@ -295,6 +295,27 @@ __device__ __forceinline__ mt_span mt_locate(const pt_mt_launch &L) {
     return s;
 }
 
+/* f(x[i], u[i]) for this thread's i < n of a block's span: x updated in place from u (read only), a
+ * float4 at a time when vec (both 16-byte aligned), then the tail */
+template <typename F>
+__device__ __forceinline__ void mt_update(float *x, const float *u, int64_t n, int vec, F f) {
+    int64_t i0 = 0;
+    if (vec) {
+        const int64_t nv = n >> 2;
+        for (int64_t k = threadIdx.x; k < nv; k += blockDim.x) {
+            float4 X = ((float4 *)x)[k];
+            const float4 U = ((const float4 *)u)[k];
+            f(X.x, U.x);
+            f(X.y, U.y);
+            f(X.z, U.z);
+            f(X.w, U.w);
+            ((float4 *)x)[k] = X;
+        }
+        i0 = nv << 2;
+    }
+    for (int64_t i = i0 + threadIdx.x; i < n; i += blockDim.x) f(x[i], u[i]);
+}
+
 __global__ void __launch_bounds__(PT_MT_THREADS) k_adamw_multi(const __grid_constant__ pt_mt_launch L) {
     mt_span s = mt_locate(L);
     const adamw_c c = adamw_consts(L.a.scal + s.j * L.a.scal_stride);
@@ -349,21 +370,7 @@ __global__ void __launch_bounds__(PT_MT_THREADS) k_apply_multi(const __grid_cons
     const apply_c c = apply_consts(r[PT_MUON_LR], r[PT_MUON_WD], r[PT_MUON_FACTOR], L.a.flags);
     float *p = (float *)L.a.t[0][s.j] + s.lo;
     const float *u = (const float *)L.a.t[1][s.j] + s.lo;
-    int64_t n = s.hi - s.lo, i0 = 0;
-    if (s.vec) {
-        const int64_t nv = n >> 2;
-        for (int64_t k = threadIdx.x; k < nv; k += blockDim.x) {
-            float4 P = ((float4 *)p)[k];
-            const float4 U = ((const float4 *)u)[k];
-            apply_elem(c, P.x, U.x);
-            apply_elem(c, P.y, U.y);
-            apply_elem(c, P.z, U.z);
-            apply_elem(c, P.w, U.w);
-            ((float4 *)p)[k] = P;
-        }
-        i0 = nv << 2;
-    }
-    for (int64_t i = i0 + threadIdx.x; i < n; i += blockDim.x) apply_elem(c, p[i], u[i]);
+    mt_update(p, u, s.hi - s.lo, s.vec, [&](float &pi, float ui) { apply_elem(c, pi, ui); });
 }
 
 __global__ void __launch_bounds__(PT_MT_THREADS) k_ema_multi(const __grid_constant__ pt_mt_launch L) {
@@ -371,21 +378,7 @@ __global__ void __launch_bounds__(PT_MT_THREADS) k_ema_multi(const __grid_consta
     const float k = (float)(1.0 - L.a.scal[s.j * L.a.scal_stride]);
     float *e = (float *)L.a.t[0][s.j] + s.lo;
     const float *w = (const float *)L.a.t[1][s.j] + s.lo;
-    int64_t n = s.hi - s.lo, i0 = 0;
-    if (s.vec) {
-        const int64_t nv = n >> 2;
-        for (int64_t q = threadIdx.x; q < nv; q += blockDim.x) {
-            float4 E = ((float4 *)e)[q];
-            const float4 W = ((const float4 *)w)[q];
-            ema_elem(k, E.x, W.x);
-            ema_elem(k, E.y, W.y);
-            ema_elem(k, E.z, W.z);
-            ema_elem(k, E.w, W.w);
-            ((float4 *)e)[q] = E;
-        }
-        i0 = nv << 2;
-    }
-    for (int64_t i = i0 + threadIdx.x; i < n; i += blockDim.x) ema_elem(k, e[i], w[i]);
+    mt_update(e, w, s.hi - s.lo, s.vec, [&](float &ei, float wi) { ema_elem(k, ei, wi); });
 }
 
 /* clip: x ← x·coef with coef = max/(norm + 1e-6) formed here from the device norm; nothing when

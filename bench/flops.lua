@@ -295,7 +295,8 @@ function M.results_table(o)
       else r.t_why = o.torch_why or err_of(s.pytorch, "no PyTorch result") end
       notes[#notes + 1] = string.format("train step: %s, %s params, %s tokens/step; proteus: %s (%d timed steps); "
         .. "PyTorch: %s; FLOPs/step %.4g = %s.", s.config, fmt_int(s.params or 0), fmt_int(r.tokens),
-        s.proteus and s.proteus.dtype or "?", s.proteus and s.proteus.times and #s.proteus.times or 0,
+        s.proteus and ((s.proteus.dtype or "?") .. " weights, " .. (s.proteus.compute or "?") .. " compute") or "?",
+        s.proteus and s.proteus.times and #s.proteus.times or 0,
         s.pytorch and s.pytorch.setup_line or "not run", r.flops, M.TRAIN_FORMULA)
     end
     add(row(r, peak))

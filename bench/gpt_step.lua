@@ -16,13 +16,14 @@
 -- CUDA (bench/run_gpu.sh): a v9 training step at the v9 shapes (T = 1024, 96 sequences) — forward,
 -- backward, clip_grad_norm 0.3, AdamW (tied embedding lr 0.03; block scalars lr 0.02), Muon (2-D block
 -- matrices, lr 0.02, μ 0.99, wd 0.04), as spec §3.4 at the schedules' plateau — on both sides. proteus
--- runs in `dtype` (f32: its CUDA attention and fused kernels are f32/f64 only so far); PyTorch runs
+-- keeps f32 weights (`dtype`) and computes in `compute` (bf16 on CUDA: matmuls and attention in bf16,
+-- nn.lua compute_dtype); PyTorch runs
 -- the records' setup (fp32 weights, bf16 autocast, torch.compile, flash SDPA; see gpt_step_torch.py).
 -- PyTorch runs FIRST (so its column exists even if the proteus side is slow or fails) in its own
 -- process, which has exited before proteus allocates its activations.
 --
 --   build-gpu/proteus bench/gpt_step.lua device=cuda [B=96] [T=1024] [reps=5] [warmup=2]
---       [step=train|fwdbwd] [dtype=f32] [torch=1] [torch_warmup=3] [torch_timeout=300]
+--       [step=train|fwdbwd] [dtype=f32] [compute=bf16|f32] [graph=0|1] [torch=1] [torch_warmup=3] [torch_timeout=300]
 --       [amp=bf16|none] [compile=1|0] [attn=flash|ref] [peak_tflops=auto] [json=PATH] [time_limit=0]
 --
 -- Reported on CUDA: ms/step (median), tokens/s = B·T / step time, model FLOP utilisation = model
@@ -46,21 +47,14 @@ local nn = require "proteus.nn"
 local st = require "proteus.safetensors"
 local json = require "proteus.json"
 local host = require "proteus._host"
+local BC = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "bench_common.lua")
 
 local opts = { reps = nil, warmup = nil, B = nil, T = nil, config = "proteus_v9", torch = "1", profile = "0",
   device = "cpu", dtype = "f32", step = nil, torch_warmup = "3", torch_timeout = "0", amp = nil, compile = nil,
-  attn = nil, peak_tflops = "auto", json = nil, time_limit = "0", small = "0" }
+  attn = nil, peak_tflops = "auto", json = nil, time_limit = "0", small = "0", compute = nil, graph = "0" }
 local known = { "reps", "warmup", "B", "T", "config", "torch", "profile", "device", "dtype", "step", "torch_warmup",
-  "torch_timeout", "amp", "compile", "attn", "peak_tflops", "json", "time_limit", "small" }
-local is_known = {}
-for _, k in ipairs(known) do is_known[k] = true end
-for _, a in ipairs(arg or {}) do
-  local k, v = a:match("^([%w_]+)=(.*)$")
-  if not k or not is_known[k] then
-    error("gpt_step: unknown argument '" .. a .. "' (" .. table.concat(known, "=, ") .. "=)")
-  end
-  opts[k] = v
-end
+  "torch_timeout", "amp", "compile", "attn", "peak_tflops", "json", "time_limit", "small", "compute", "graph" }
+BC.parse_args("gpt_step", opts, known)
 local on_gpu = opts.device ~= "cpu"
 local small = opts.small == "1"
 if small and on_gpu then error("gpt_step: small=1 is the CPU check mode; use it with device=cpu") end
@@ -93,20 +87,16 @@ if on_gpu then
   end
 end
 
-local function median(xs)
-  local s = {}
-  for i, v in ipairs(xs) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return 0.5 * (s[n // 2] + s[n // 2 + 1])
-end
+local median = BC.median
 local function list(ts)
   local p = {}
   for i, v in ipairs(ts) do p[i] = string.format("%.3f", v) end
   return table.concat(p, " ")
 end
 
+-- compute=bf16|f32: the model's compute_dtype (nn.lua; default bf16 on CUDA — the records' autocast
+-- counterpart, tensor cores and flash attention —, f32 on the CPU)
+cfg.compute_dtype = opts.compute or (opts.device ~= "cpu" and "bf16" or "f32")
 pt.manual_seed(1234)
 local model = nn.GPT(cfg)
 pt.no_grad(function()
@@ -149,22 +139,12 @@ local function run_torch()
   else
     extra = extra .. string.format(" --warmup %d", warmup)
   end
-  local pre = tonumber(opts.torch_timeout) > 0 and ("timeout " .. opts.torch_timeout .. " ") or ""
-  local cmd = string.format("%s%s %sbench/gpt_step_torch.py --config %s --weights %s --tokens %s --threads %d --reps %d%s 2>&1",
-    pre, PY, root, opts.config, wpath, tpath, threads, reps, extra)
-  local f = io.popen(cmd)
-  local out = f:read("a")
-  local ok, _, code = f:close()
+  local cmd = string.format("%s %sbench/gpt_step_torch.py --config %s --weights %s --tokens %s --threads %d --reps %d%s",
+    PY, root, opts.config, wpath, tpath, threads, reps, extra)
+  local r, why, out = BC.run_json(cmd, opts.torch_timeout)
   os.remove(wpath)
   os.remove(tpath)
-  if not ok then
-    local last = out:gsub("%s+$", ""):match("([^\n]*)$")
-    if code == 124 then last = "timed out after " .. opts.torch_timeout .. " s (torch_timeout=); " .. last end
-    return nil, last, out
-  end
-  local obj = out:match("(%b{})%s*$")
-  if not obj then return nil, "no JSON in its output: " .. out:gsub("%s+$", ""):match("([^\n]*)$"), out end
-  return json.decode(obj)
+  return r, why, out
 end
 
 -- The proteus step (gradients cleared before it, untimed, as on the PyTorch side): forward+backward,
@@ -188,14 +168,42 @@ local function make_step()
   local a1 = optim.AdamW { params = emb, lr = 0.03, betas = { 0.9, 0.95 }, eps = 1e-8, weight_decay = 0.04 }
   local mu = optim.Muon { params = mats, lr = 0.02, momentum = 0.99, weight_decay = 0.04 }
   local a2 = optim.AdamW { params = scal, lr = 0.02, betas = { 0.9, 0.95 }, eps = 1e-8, weight_decay = 0.04 }
-  return function()
+  if opts.graph ~= "1" then
+    return function()
+      local l = model:forward(x, y)
+      l:backward()
+      optim.clip_grad_norm(all, 0.3)
+      a1:step(1.0)
+      mu:step(1.0)
+      a2:step(1.0)
+      return l
+    end
+  end
+  -- graph=1 (CUDA): the same step captured once into a CUDA graph (after 2 eager steps) and replayed, as
+  -- train.run{cuda_graph = true} does: the optimizers' scalars written outside (prepare), the clip on
+  -- the device, apply() launches only
+  if not on_gpu then error("gpt_step: graph=1 needs device=cuda (it captures a CUDA graph)") end
+  local norm = pt.zeros({}, { dtype = "f64", device = opts.device })
+  local function device_step()
+    model:zero_grad()
     local l = model:forward(x, y)
     l:backward()
-    optim.clip_grad_norm(all, 0.3)
-    a1:step(1.0)
-    mu:step(1.0)
-    a2:step(1.0)
-    return l
+    optim.clip_grad_norm(all, 0.3, { device = true, out = norm })
+    a1:apply()
+    mu:apply()
+    a2:apply()
+    return l:detach()
+  end
+  local eager, graph, loss_out = 2, nil, nil
+  return function()
+    for _, o in ipairs { a1, mu, a2 } do o:prepare(1.0, { all = true }) end
+    if eager > 0 then
+      eager = eager - 1
+      return device_step()
+    end
+    if not graph then graph, loss_out = cuda.graph(device_step) end
+    graph:replay()
+    return loss_out
   end
 end
 
@@ -216,12 +224,7 @@ end
 local result = { device = dev_name, config = opts.config, small = small, params = nparams, B = B, T = T,
   step = opts.step, flops_per_step = flops, flops_formula = flops_m.TRAIN_FORMULA, peak_tflops = peak_t,
   peak_note = peak_note, proteus = { error = "did not finish (killed, timed out or failed: see its log)" } }
-local function write_json()
-  if not opts.json then return end
-  local f = assert(io.open(opts.json, "w"))
-  f:write(json.encode(result), "\n")
-  f:close()
-end
+local function write_json() BC.write_json(opts.json, result) end
 local function set_torch(torch_r, torch_why)
   if torch_r then
     result.pytorch = torch_r
@@ -280,7 +283,7 @@ for i = 1, warmup + reps do
   collectgarbage()
 end
 local med = median(times)
-result.proteus = { dtype = opts.dtype, median_s = med, times = times, loss = loss, tokens_per_s = tokens / med,
+result.proteus = { dtype = opts.dtype, compute = cfg.compute_dtype, median_s = med, times = times, loss = loss, tokens_per_s = tokens / med,
   mfu = peak and flops / med / peak or nil, first_loss = first_loss }
 
 local function finish(torch_r, torch_why)
@@ -330,7 +333,7 @@ result.proteus.peak_allocated_bytes = ms.peak_allocated_bytes
 print("")
 print("| side | ms/step | tokens/s | MFU | loss |")
 print("|---|---|---|---|---|")
-print(row(string.format("proteus (%s)", opts.dtype), med, loss))
+print(row(string.format("proteus (%s, %s compute)", opts.dtype, cfg.compute_dtype), med, loss))
 if torch_res then
   print(row(torch_setup_line(torch_res), torch_res.median, torch_res.loss))
   print(string.format("\nratio proteus/PyTorch tokens/s = %.3f  (%s)", torch_res.median / med,

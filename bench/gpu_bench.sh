@@ -19,7 +19,8 @@
 # proteus stops timing after a fifth — each then reports what it timed), BENCH_OUT (folder for the
 # JSON, logs and table.md; default a new temporary folder), PEAK_TFLOPS (MFU peak; default by device
 # name), TORCH=0 (proteus only), TTT_COMPILE=1 (PyTorch TTT under torch.compile), TTT_ROUNDS,
-# REPS / WARMUP / TORCH_WARMUP (training step), PROTEUS_TEST_PYTHON (the Python with torch; else
+# REPS / WARMUP / TORCH_WARMUP (training step), GRAPH=1 (proteus's step replayed from a CUDA graph),
+# COMPUTE=f32|bf16 (proteus's compute dtype; default bf16 on CUDA), PROTEUS_TEST_PYTHON (the Python with torch; else
 # the first of python3, /opt/torch/.venv/bin/python3, /usr/bin/python3 that imports torch — with CUDA
 # on the GPU), PT_PYTHON_LD_LIBRARY_PATH (set by scripts/device_check.sh: Python's library path).
 # A missing PyTorch, a part that fails or times out: its cells say "not measured (why)", never a number.
@@ -153,6 +154,9 @@ else
   else
     args=(step=train "reps=${REPS:-3}")
   fi
+  # GRAPH=1: proteus's step captured once into a CUDA graph and replayed (bench/gpt_step.lua graph=1)
+  [ "${GRAPH:-0}" = 1 ] && [ "$DEVICE" = cuda ] && args+=(graph=1)
+  [ -n "${COMPUTE:-}" ] && args+=("compute=$COMPUTE")
   args+=("$TORCH_ARG" "json=$STEP_JSON" "peak_tflops=${PEAK_TFLOPS:-auto}")
   [ "$lim" -gt 0 ] && args+=("torch_timeout=$(pct "$lim" 55)" "time_limit=$(pct "$lim" 20)")
   run_part step "$lim" "$BIN" bench/gpt_step.lua "${args[@]}"

@@ -43,23 +43,16 @@ local ttt = require "proteus.ttt"
 local st = require "proteus.safetensors"
 local json = require "proteus.json"
 local host = require "proteus._host"
+local BC = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "bench_common.lua")
 
 local opts = { device = "cpu", small = "0", config = "proteus_v9", rounds = nil, warmup = "1", long_docs = nil,
   short_docs = nil, batch_docs = nil, chunk = nil, window = nil, short_doc_len = nil, long_max = nil, short_min = nil,
   lora_rank = "8", lr = "0.01", torch = "1", torch_timeout = "0", time_limit = "0", json = nil, peak_tflops = "auto",
-  compile = "0", amp = nil, attn = nil, seed = "1234", dtype = "f32" }
+  compile = "0", amp = nil, attn = nil, seed = "1234", dtype = "f32", compute = nil }
 local known = { "device", "small", "config", "rounds", "warmup", "long_docs", "short_docs", "batch_docs", "chunk", "window",
   "short_doc_len", "long_max", "short_min", "lora_rank", "lr", "torch", "torch_timeout", "time_limit", "json",
-  "peak_tflops", "compile", "amp", "attn", "seed", "dtype" }
-local is_known = {}
-for _, k in ipairs(known) do is_known[k] = true end
-for _, a in ipairs(arg or {}) do
-  local k, v = a:match("^([%w_]+)=(.*)$")
-  if not k or not is_known[k] then
-    error("ttt_eval: unknown argument '" .. a .. "' (known: " .. table.concat(known, "=, ") .. "=)")
-  end
-  opts[k] = v
-end
+  "peak_tflops", "compile", "amp", "attn", "seed", "dtype", "compute" }
+BC.parse_args("ttt_eval", opts, known)
 local dev = opts.device
 local on_gpu = dev ~= "cpu"
 local small = opts.small == "1"
@@ -100,7 +93,8 @@ local function sync() if on_gpu then cuda.synchronize() end end
 
 -- ---- model (the builder's init moved by 0.05·N(0,1), as bench/gpt_step.lua), documents, LoRA init ----
 pt.manual_seed(tonumber(opts.seed))
-local model = nn.GPT(G.with(base_cfg, overrides))
+-- compute=bf16|f32: the model's compute_dtype (default bf16 on CUDA, f32 on the CPU), as bench/gpt_step.lua
+local model = nn.GPT(G.with(G.with(base_cfg, overrides), { compute_dtype = opts.compute or (on_gpu and "bf16" or "f32") }))
 pt.no_grad(function()
   for _, p in model:named_parameters() do p:add_(pt.randn(p:shape()) * 0.05) end
 end)
@@ -153,14 +147,7 @@ print(string.format("ttt_eval: a round = %s; %d timed rounds after %d warm-up; F
   rounds, warmup, flops))
 io.stdout:flush()
 
-local function median(xs)
-  local s = {}
-  for i, v in ipairs(xs) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return 0.5 * (s[n // 2] + s[n // 2 + 1])
-end
+local median = BC.median
 
 -- the counts a round must have (both sides)
 local function check_counts(side, r)
@@ -179,22 +166,17 @@ local dev_name = on_gpu and cuda.device_name() or "cpu"
 local peak_t, peak_note = flops_m.peak(dev_name, opts.peak_tflops)
 local peak = peak_t and peak_t * 1e12
 local function mfu(sec) return peak and flops / sec / peak or nil end
-local p_line = string.format("proteus %s (ttt.lora_eval)", opts.dtype)
+local p_line = string.format("proteus %s weights, %s compute (ttt.lora_eval)", opts.dtype, model.cfg.compute_dtype)
 local result = { device = dev_name, config = opts.config, small = small, params = nparams, settings = S,
   plan = { long_docs = plan.long_docs, short_docs = plan.short_docs, steps = #plan.steps, train_steps = plan.train_steps,
     batches = plan.batches, scored = plan.scored, trained = plan.trained, doc_lens = lens },
   tokens_per_round = tokens_per_round, flops_per_round = flops, flops_formula = flops_m.TTT_FORMULA,
   peak_tflops = peak_t, peak_note = peak_note,
   proteus = { error = "did not finish (killed, timed out or failed: see its log)" } }
-local function write_json()
-  if not opts.json then return end
-  local f = assert(io.open(opts.json, "w"))
-  f:write(json.encode(result), "\n")
-  f:close()
-end
+local function write_json() BC.write_json(opts.json, result) end
 
 -- ---- PyTorch side ----
-local function q_sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q_sh = BC.shell_quote
 local function run_torch()
   local base = os.tmpname()
   os.remove(base)
@@ -212,22 +194,12 @@ local function run_torch()
   if opts.amp then extra = extra .. " --amp " .. opts.amp end
   if opts.attn then extra = extra .. " --attn " .. opts.attn end
   if tonumber(opts.time_limit) > 0 then extra = extra .. " --time-limit " .. opts.time_limit end
-  local pre = tonumber(opts.torch_timeout) > 0 and ("timeout " .. opts.torch_timeout .. " ") or ""
-  local cmd = string.format("%s%s %sbench/ttt_eval_torch.py --config %s --weights %s --data %s --settings %s%s 2>&1",
-    pre, PY, root, opts.config, wpath, dpath, q_sh(json.encode(S)), extra)
-  local f = io.popen(cmd)
-  local out = f:read("a")
-  local ok, _, code = f:close()
+  local cmd = string.format("%s %sbench/ttt_eval_torch.py --config %s --weights %s --data %s --settings %s%s", PY,
+    root, opts.config, wpath, dpath, q_sh(json.encode(S)), extra)
+  local r, why, out = BC.run_json(cmd, opts.torch_timeout)
   os.remove(wpath)
   os.remove(dpath)
-  if not ok then
-    local last = out:gsub("%s+$", ""):match("([^\n]*)$")
-    if code == 124 then last = "timed out after " .. opts.torch_timeout .. " s (torch_timeout=); " .. last end
-    return nil, last, out
-  end
-  local obj = out:match("(%b{})%s*$")
-  if not obj then return nil, "no JSON in its output: " .. out:gsub("%s+$", ""):match("([^\n]*)$"), out end
-  return json.decode(obj), nil, out
+  return r, why, out
 end
 
 local torch_res, torch_err

@@ -188,8 +188,9 @@ pt_status pt_matmul(pt_tensor **out, pt_tensor *a, pt_tensor *b) {
     if (a->ndim == 0 || b->ndim == 0)
         return PT_FAIL(PT_ERR_SHAPE, "matmul: both operands need at least 1 dim, got shapes %s and %s",
                        pt_shape_str(a->ndim, a->shape, sa, sizeof sa), pt_shape_str(b->ndim, b->shape, sb, sizeof sb));
-    PT_TRY(pt_check_float("matmul", a));
-    PT_TRY(pt_check_float("matmul", b));
+    /* bf16 wherever the device has a bf16 matmul kernel (CUDA; the CPU's widens to f32: cpu/bf16.c) */
+    if (!(a->dtype == PT_BF16 && pt_kernel_find("matmul", a->device.type, PT_BF16))) PT_TRY(pt_check_float("matmul", a));
+    if (!(b->dtype == PT_BF16 && pt_kernel_find("matmul", b->device.type, PT_BF16))) PT_TRY(pt_check_float("matmul", b));
     if (a->dtype != b->dtype)
         return PT_FAIL(PT_ERR_DTYPE, "matmul: dtypes differ (%s and %s); cast one operand first",
                        pt_dtype_name(a->dtype), pt_dtype_name(b->dtype));

@@ -174,7 +174,7 @@ tests[#tests + 1] = { "ttt_eval_small", function(T)
   local js = dir .. "/ttt.json"
   local out, ok = run(string.format("cd %s && %s bench/ttt_eval.lua small=1 torch=0 json=%s", q(root), q(bin), q(js)))
   if not ok then error("ttt_eval.lua failed:\n" .. out) end
-  assert(out:find("| proteus f32 (ttt.lora_eval)", 1, true), out)
+  assert(out:find("| proteus f32 weights, f32 compute (ttt.lora_eval)", 1, true), out)
   local res = json.decode(read(js))
   os.execute("rm -rf " .. q(dir))
   local a = res.proteus.rounds

@@ -58,6 +58,14 @@ nn.gpt_defaults = {
   fused_norms = true,      -- the norms' prologues fused (issue 11): resid mix + norm and residual add + norm
                            -- through F.mix_rms_norm, q/k norm + rotary + q gain through F.rms_norm_rotary;
                            -- on the CPU the same bits as false (the unfused ops), loss and gradients
+  compute_dtype = "f32",   -- "bf16": the matmuls (every linear, the tied head, the MLP's up projection + relu²)
+                           -- and attention take bf16 operands (weights and activations cast at each use, as
+                           -- the records' bf16 autocast with fp32 weights) and give f32 back, except the MLP's
+                           -- relu² output, which its down projection reads in bf16; norms, rotary, XSA, the
+                           -- residual stream, CE and the optimizers stay f32. On CUDA this is the tensor-core
+                           -- path (flash attention is bf16 only); on the CPU it is slower than f32 (bf16 is
+                           -- widened to f32 and rounded back) and exists to test the bf16 model code.
+                           -- fused_head_ce keeps its head GEMM in f32.
   fused_mlp = true,        -- MLP up projection + relu² / leaky relu² as one op (F.linear_relu2, issue 11): on the
                            -- CPU the same bits as false; star_relu (#598) stays unfused
   qk_gain_init = 1.5,
@@ -122,6 +130,8 @@ function nn.gpt_config(cfg)
     "fused_head_ce=" .. tostring(c.fused_head_ce) .. " (expected true or false)")
   need(type(c.fused_norms) == "boolean", "fused_norms=" .. tostring(c.fused_norms) .. " (expected true or false)")
   need(type(c.fused_mlp) == "boolean", "fused_mlp=" .. tostring(c.fused_mlp) .. " (expected true or false)")
+  need(c.compute_dtype == "f32" or c.compute_dtype == "bf16",
+    "compute_dtype='" .. tostring(c.compute_dtype) .. "' (expected \"f32\" or \"bf16\")")
   return c
 end
 
@@ -295,11 +305,18 @@ local function lin(x, w) -- x [..., in] · wᵀ
   return x:matmul(w:transpose(1, 2))
 end
 
+-- x · wᵀ in the model's compute dtype: with compute_dtype = "bf16" both operands are cast to bf16 (a
+-- no-op for a bf16 x) and the product comes back in w's dtype; else lin itself
+local function clin(c, x, w)
+  if c.compute_dtype ~= "bf16" then return lin(x, w) end
+  return lin(x:to("bf16"), w:to("bf16")):to(w:dtype())
+end
+
 --- x [..., in] · Wᵀ for the named weight. When `model.linear_hook` is set, it is called first with
 -- (name, x): quantization collects its Hessians (XᵀX of every linear's input) through it.
 function GPT:linear(name, x)
   if self.linear_hook then self.linear_hook(name, x) end
-  return lin(x, self.params.by_name[name])
+  return clin(self.cfg, x, self.params.by_name[name])
 end
 
 -- attention sublayer of physical block i on normalised input h [B,T,d]; lora = optional deltas
@@ -332,7 +349,12 @@ function GPT:attn(i, h, tokens, lora)
     q = q * P[b .. "attn.q_gain"]:reshape { H, 1 }
   end
   v = v:reshape { B, T, Hkv, D }
-  local y = F.attention(q, k, v)
+  local y
+  if c.compute_dtype == "bf16" then -- bf16 operands (CUDA's flash kernels), f32 result
+    y = F.attention(q:to("bf16"), k:to("bf16"), v:to("bf16")):to(v:dtype())
+  else
+    y = F.attention(q, k, v)
+  end
   if contains(c.xsa_layers, i) then y = F.xsa(y, v) end
   return self:linear(b .. "attn.proj.weight", y:reshape { B, T, c.model_dim })
 end
@@ -344,7 +366,9 @@ function GPT:mlp(i, h)
   if c.fused_mlp and c.mlp_act ~= "star_relu" then -- up projection + activation as one op (same bits on the CPU)
     local name = b .. "mlp.fc.weight"
     if self.linear_hook then self.linear_hook(name, h) end
-    a = c.mlp_act == "relu2" and F.linear_relu2(h, P[name]) or F.linear_leaky_relu2(h, P[name], 0.5)
+    local x, w = h, P[name]
+    if c.compute_dtype == "bf16" then x, w = h:to("bf16"), w:to("bf16") end -- a stays bf16 for the down projection
+    a = c.mlp_act == "relu2" and F.linear_relu2(x, w) or F.linear_leaky_relu2(x, w, 0.5)
   else
     a = self:linear(b .. "mlp.fc.weight", h)
     if c.mlp_act == "relu2" then
@@ -454,7 +478,7 @@ function GPT:logits(tokens, lora)
   local h = self:hidden(tokens, lora)
   local B, T = tokens:size(1), tokens:size(2)
   h = h:reshape { B * T, self.cfg.model_dim }
-  local z = lin(h, self.params.by_name["tok_emb.weight"])
+  local z = clin(self.cfg, h, self.params.by_name["tok_emb.weight"])
   if lora and lora.head then z = z + lora.head(h) end
   return z
 end

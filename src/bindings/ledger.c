@@ -5,7 +5,11 @@
  *   local led = Lg.open(val_tokens, byte_tables, {legal = true, name = "fineweb_val"})
  *   led:score(positions, logits, {temperature = 1, softcap = 0, rescale = 1, nll = false})
  *       positions: Lua table or i64/i32 tensor of target positions (0-based token index t >= 1);
- *       logits: f32 CPU contiguous tensor [n, V], or a string of n*V packed f32 with opts.vocab = V.
+ *       logits: f32 CPU contiguous tensor [n, V], or a string of n*V packed f32 with opts.vocab = V;
+ *       or an f32 [n, V] tensor on a GPU (temperature 1): the NLLs are then computed there, by the
+ *       softcapped cross-entropy kernel against the ledger's own targets (pt_ledger_targets), and only
+ *       the n NLLs come to the host (pt_ledger_score_device_nll; not "external": the ledger's
+ *       computation, on the logits' device). With a temperature the logits are copied to the CPU.
  *       returns Σ NLL of the call (and a table of NLLs when opts.nll is true)
  *   led:score_nll(positions, nlls, rescale)   -- NLLs from the caller: counted as external
  *   led:grant(start, stop) --> Tokens tokens[start-1 .. stop-1] once targets [start, stop) are scored
@@ -22,7 +26,9 @@
 #include <stdlib.h> /* malloc, free (buffers handed to Tokens) */
 #include <string.h> /* memcpy */
 
+#include "../host/pt_autograd.h"
 #include "../host/pt_ledger.h"
+#include "../kernels/pt_fused.h"
 #include "pt_lua_data.h"
 
 #define PT_LEDGER_MT "proteus.Ledger"
@@ -125,6 +131,38 @@ static double opt_number(lua_State *L, int i, const char *key, double def) {
     return v;
 }
 
+/* The device path of ledger:score (see the header): NLLs of logits t [n, V] (f32, on a GPU, V > 0) computed on
+ * their device against the ledger's targets; fills nll[n] (host) and commits them. */
+static pt_status ledger_score_on_device(pt_ledger *l, const int64_t *pos, int64_t n, pt_tensor *t, double softcap,
+                                        double rescale, double *nll) {
+    const int64_t V = t->shape[t->ndim - 1];
+    pt_tensor *tg = NULL, *tgd = NULL, *nl = NULL, *nh = NULL;
+    pt_status st = pt_tensor_empty(&tg, PT_I64, PT_CPU, 1, &n);
+    if (!st)
+        st = pt_ledger_targets(l, pos, n, V, pt_tensor_data(tg));
+    if (!st)
+        st = pt_tensor_to(&tgd, tg, PT_I64, t->device, 0);
+    if (!st) {
+        const int grad = pt_grad_set_enabled(0);
+        st = pt_softcap_cross_entropy(&nl, t, tgd, softcap, PT_CE_NONE);
+        pt_grad_set_enabled(grad);
+    }
+    if (!st)
+        st = pt_tensor_to(&nh, nl, PT_F64, PT_CPU, 0);
+    if (!st) {
+        memcpy(nll, pt_tensor_data(nh), (size_t)n * sizeof *nll);
+        st = pt_ledger_score_device_nll(l, pos, n, nll, rescale);
+        if (!st && rescale != 1.0)
+            for (int64_t i = 0; i < n; i++)
+                nll[i] *= rescale;
+    }
+    pt_tensor_release(tg);
+    pt_tensor_release(tgd);
+    pt_tensor_release(nl);
+    pt_tensor_release(nh);
+    return st;
+}
+
 static int ledger_score(lua_State *L) {
     pt_ledger *l = check_ledger(L, 1);
     if (!lua_isnoneornil(L, 4))
@@ -142,6 +180,36 @@ static int ledger_score(lua_State *L) {
     const float *logits = NULL;
     int64_t rows = -1, V = 0;
     pt_tensor *t = pt_lua_test_tensor(L, 3);
+    if (t && t->device.type != PT_DEV_CPU && t->dtype == PT_F32 && temperature == 1.0 && t->ndim == 2 &&
+        t->shape[1] > 0) {
+        int64_t *pos = NULL, n = 0;
+        read_list(L, 2, "positions", &pos, NULL, &n);
+        if (n != t->shape[0])
+            return luaL_error(L, "ledger:score: %I positions but %I rows of logits", (lua_Integer)n,
+                              (lua_Integer)t->shape[0]);
+        double *nll = scratch(L, n, sizeof *nll);
+        PT_LUA_CHECK(L, ledger_score_on_device(l, pos, n, t, softcap, rescale, nll));
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++)
+            sum += nll[i];
+        lua_pushnumber(L, sum);
+        if (!want_nll)
+            return 1;
+        lua_createtable(L, (int)n, 0);
+        for (int64_t i = 0; i < n; i++) {
+            lua_pushnumber(L, nll[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        return 2;
+    }
+    if (t && t->device.type != PT_DEV_CPU && t->dtype == PT_F32) {
+        /* a temperature (or an odd shape): the CPU computes, on a copy */
+        pt_tensor *c = NULL;
+        PT_LUA_CHECK(L, pt_tensor_to(&c, t, PT_F32, PT_CPU, 0));
+        pt_lua_push_tensor(L, c);
+        lua_replace(L, 3);
+        t = c;
+    }
     if (t) {
         if (t->dtype != PT_F32 || t->device.type != PT_DEV_CPU || !pt_tensor_is_contiguous(t))
             return luaL_error(L, "ledger:score: logits must be a contiguous f32 CPU tensor (got %s%s%s)",

@@ -154,37 +154,55 @@ pt_status pt_ledger_score(pt_ledger *l, const int64_t *positions, int64_t n, con
     double *nll = nll_out ? nll_out : malloc((size_t)n * sizeof *nll);
     if (!nll)
         return PT_FAIL(PT_ERR_OOM, "ledger.score: out of memory for %lld rows", (long long)n);
+    /* Rows are independent: the OpenMP threads score whole rows with one thread's arithmetic (the
+     * capped, tempered row in a per-thread buffer, then its max and Σ exp in column order), so the NLLs
+     * do not depend on the thread count; the lowest failing row is the one reported. */
     pt_status st = PT_OK;
-    for (int64_t i = 0; i < n && st == PT_OK; i++) {
+    int64_t first_bad = n, oom = 0;
+#pragma omp parallel if (n * V >= 65536) reduction(min : first_bad) reduction(max : oom)
+    {
+        double *zb = malloc((size_t)V * sizeof *zb);
+        if (!zb)
+            oom = 1;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            int y = l->tokens[positions[i]];
+            if (!zb || y >= V) {
+                if (i < first_bad)
+                    first_bad = i;
+                continue;
+            }
+            const float *row = logits + i * V;
+            double mx = -INFINITY;
+            for (int64_t v = 0; v < V; v++) {
+                double z = row[v];
+                if (softcap > 0)
+                    z = softcap * tanh(z / softcap);
+                z /= temperature;
+                zb[v] = z;
+                if (z > mx)
+                    mx = z;
+            }
+            double s = 0;
+            for (int64_t v = 0; v < V; v++)
+                s += exp(zb[v] - mx);
+            nll[i] = (mx + log(s)) - zb[y];
+            if (!isfinite(nll[i]) && i < first_bad)
+                first_bad = i;
+        }
+        free(zb);
+    }
+    if (oom)
+        st = PT_FAIL(PT_ERR_OOM, "ledger.score: out of memory for a row buffer of %lld values", (long long)V);
+    else if (first_bad < n) {
+        const int64_t i = first_bad;
         int y = l->tokens[positions[i]];
-        if (y >= V) {
+        if (y >= V)
             st = PT_FAIL(PT_ERR_SHAPE,
                          "ledger.score: target token %d at position %lld of %s is outside the logits' %lld "
                          "columns",
                          y, (long long)positions[i], l->name, (long long)V);
-            break;
-        }
-        const float *row = logits + i * V;
-        double mx = -INFINITY, zy = 0;
-        for (int64_t v = 0; v < V; v++) {
-            double z = row[v];
-            if (softcap > 0)
-                z = softcap * tanh(z / softcap);
-            z /= temperature;
-            if (z > mx)
-                mx = z;
-            if (v == y)
-                zy = z;
-        }
-        double s = 0;
-        for (int64_t v = 0; v < V; v++) {
-            double z = row[v];
-            if (softcap > 0)
-                z = softcap * tanh(z / softcap);
-            s += exp(z / temperature - mx);
-        }
-        nll[i] = (mx + log(s)) - zy;
-        if (!isfinite(nll[i]))
+        else
             st = PT_FAIL(PT_ERR_VALUE,
                          "ledger.score: NLL of row %lld (position %lld) is %g: the logits hold NaN or infinity",
                          (long long)i, (long long)positions[i], nll[i]);
@@ -200,19 +218,47 @@ pt_status pt_ledger_score(pt_ledger *l, const int64_t *positions, int64_t n, con
     return st;
 }
 
-pt_status pt_ledger_score_nll(pt_ledger *l, const int64_t *positions, int64_t n, const double *nll,
-                              double rescale) {
+static pt_status pt_ledger_commit_nll(pt_ledger *l, const char *op, const int64_t *positions, int64_t n,
+                                      const double *nll, double rescale, int external) {
     if (n < 0)
-        return PT_FAIL(PT_ERR_VALUE, "ledger.score_nll: negative row count %lld", (long long)n);
+        return PT_FAIL(PT_ERR_VALUE, "%s: negative row count %lld", op, (long long)n);
     if (n == 0)
         return PT_OK;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(nll[i]) || nll[i] < 0)
-            return PT_FAIL(PT_ERR_VALUE, "ledger.score_nll: NLL %g of row %lld is not a finite value >= 0", nll[i],
-                           (long long)i);
+            return PT_FAIL(PT_ERR_VALUE, "%s: NLL %g of row %lld (position %lld) is not a finite value >= 0%s", op,
+                           nll[i], (long long)i, (long long)positions[i],
+                           external ? "" : ": the logits hold NaN or infinity");
     PT_TRY(pt_ledger_check_rescale(l, rescale, n));
     PT_TRY(pt_ledger_check_positions(l, positions, n));
-    pt_ledger_commit(l, positions, n, nll, rescale, 1);
+    pt_ledger_commit(l, positions, n, nll, rescale, external);
+    return PT_OK;
+}
+
+pt_status pt_ledger_score_nll(pt_ledger *l, const int64_t *positions, int64_t n, const double *nll,
+                              double rescale) {
+    return pt_ledger_commit_nll(l, "ledger.score_nll", positions, n, nll, rescale, 1);
+}
+
+pt_status pt_ledger_score_device_nll(pt_ledger *l, const int64_t *positions, int64_t n, const double *nll,
+                                     double rescale) {
+    return pt_ledger_commit_nll(l, "ledger.score", positions, n, nll, rescale, 0);
+}
+
+pt_status pt_ledger_targets(pt_ledger *l, const int64_t *positions, int64_t n, int64_t V, int64_t *targets) {
+    if (n < 0)
+        return PT_FAIL(PT_ERR_VALUE, "ledger.score: negative row count %lld", (long long)n);
+    if (n == 0)
+        return PT_OK;
+    PT_TRY(pt_ledger_check_positions(l, positions, n));
+    for (int64_t i = 0; i < n; i++) {
+        targets[i] = l->tokens[positions[i]];
+        if (targets[i] >= V)
+            return PT_FAIL(PT_ERR_SHAPE,
+                           "ledger.score: target token %lld at position %lld of %s is outside the logits' %lld "
+                           "columns",
+                           (long long)targets[i], (long long)positions[i], l->name, (long long)V);
+    }
     return PT_OK;
 }
 

@@ -66,6 +66,16 @@ const uint16_t *pt_ledger_tokens(const pt_ledger *l);
  * NLL as accumulated. */
 pt_status pt_ledger_score(pt_ledger *l, const int64_t *positions, int64_t n, const float *logits, int64_t V,
                           double temperature, double softcap, double rescale, double *nll_out);
+/* The targets of n positions (tokens[t] for each t; no state changes): the positions are checked as
+ * score checks them (range, and in legal mode not yet scored), and every target must be < V. For the
+ * device path of the Lua binding (src/bindings/ledger.c), which computes the NLL of logits on their
+ * device with these targets and commits it through pt_ledger_score_device_nll. */
+pt_status pt_ledger_targets(pt_ledger *l, const int64_t *positions, int64_t n, int64_t V, int64_t *targets);
+/* Commits NLLs that the ledger's binding computed from the caller's logits on their device against
+ * pt_ledger_targets' targets (softcap as score, temperature 1): the ledger's own computation, moved to
+ * the logits' device, so NOT counted as external; rescale as above. Nothing else may call it. */
+pt_status pt_ledger_score_device_nll(pt_ledger *l, const int64_t *positions, int64_t n, const double *nll,
+                                     double rescale);
 /* Scores n rows with NLLs the caller computed (counted in nll_external); rescale as above. */
 pt_status pt_ledger_score_nll(pt_ledger *l, const int64_t *positions, int64_t n, const double *nll,
                               double rescale);

@@ -6,6 +6,7 @@
  * Run: ctest --test-dir build -R test_ledger   (from the repository root: build/test_ledger)
  */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,51 @@ PT_TEST(nll_matches_direct_log_softmax) {
     pt_ledger_report_get(l, &r);
     PT_CHECK(r.legal && r.scored_once == 11 && r.scored_never == N - 1 - 11);
     pt_ledger_free(l);
+}
+
+/* the threaded scoring (rows over OpenMP threads when n·V >= 65536) gives each row the same bits for
+ * any thread count, softcap and temperature included; a bad row is still the lowest one reported */
+PT_TEST(nll_independent_of_threads) {
+    enum { R = 150, V = 1024 };
+    float *lg = malloc(sizeof(float) * R * V);
+    double *a = malloc(sizeof(double) * R), *b = malloc(sizeof(double) * R);
+    int64_t pos[R];
+    const int threads = omp_get_max_threads();
+    PT_CHECK(lg && a && b);
+    if (!lg || !a || !b)
+        goto done;
+    for (int i = 0; i < R; i++) {
+        pos[i] = 1 + i;
+        for (int v = 0; v < V; v++)
+            lg[i * V + v] = (float)(20 * sin(0.37 * i + 0.011 * v * v));
+    }
+    for (int k = 0; k < 2; k++) {
+        pt_ledger *l = open_small(1);
+        if (!l)
+            goto done;
+        omp_set_num_threads(k == 0 ? 1 : 3);
+        PT_CHECK_OK(pt_ledger_score(l, pos, R, lg, V, 1.5, 30.0, 1.0, k == 0 ? a : b));
+        pt_ledger_free(l);
+    }
+    PT_CHECK(memcmp(a, b, sizeof(double) * R) == 0);
+    lg[40 * V + 3] = NAN; /* rows 40 and 90 bad: row 40 is named */
+    lg[90 * V + 5] = NAN;
+    {
+        pt_ledger *l = open_small(1);
+        if (l) {
+            PT_CHECK(pt_ledger_score(l, pos, R, lg, V, 1.0, 0.0, 1.0, NULL) == PT_ERR_VALUE);
+            PT_CHECK(strstr(pt_last_error(), "NLL of row 40 (position 41)") != NULL);
+            pt_ledger_report r;
+            pt_ledger_report_get(l, &r);
+            PT_CHECK(r.scored_once == 0); /* nothing committed */
+            pt_ledger_free(l);
+        }
+    }
+done:
+    omp_set_num_threads(threads);
+    free(lg);
+    free(a);
+    free(b);
 }
 
 PT_TEST(legal_score_then_train_loop) {

@@ -208,7 +208,8 @@ local function batch_logits(fn, logits_fn, x, B, T, rows)
     if lg:device() ~= "cpu" then idx = idx:to(lg:device()) end
     lg = lg:index_select(1, idx)
   end
-  if lg:device() ~= "cpu" then lg = lg:to("cpu") end
+  -- f32 for the ledger; on a GPU it stays there (ledger:score computes the NLLs on the device and
+  -- copies only them)
   if lg:dtype() ~= "f32" then lg = lg:to("f32") end
   if not lg:is_contiguous() then lg = lg:contiguous() end
   return lg

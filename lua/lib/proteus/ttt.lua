@@ -161,19 +161,19 @@ end
 
 -- The model's device ("cpu" until model:to moved it). Token windows, targets, weights, row indices and
 -- LoRA leaves are built on the CPU (so the generator's stream is the same on every device) and moved
--- there; the ledger scores on the CPU, so scored logits come back (only the rows being scored).
+-- there; the ledger scores logits on their device (ledger:score), so only the scored rows' NLLs come back.
 local function model_device(model) return model.device or "cpu" end
 local function on(dev, t)
   if dev ~= "cpu" and t:device() == "cpu" then return t:to(dev) end
   return t
 end
 
--- the ledger takes CPU f32 logits: z's rows `rows` (0-based, or all of z when rows is nil), gathered on
--- z's device, then copied
+-- the ledger's f32 logits: z's rows `rows` (0-based, or all of z when rows is nil), gathered on z's
+-- device (ledger:score computes the NLLs there)
 local function ledger_logits(z, rows)
   local lg = z:detach()
   if rows then lg = lg:index_select(1, on(lg:device(), pt.tensor(rows, "i64"))) end
-  if lg:device() ~= "cpu" then lg = lg:to("cpu") end
+  if lg:dtype() ~= "f32" then lg = lg:to("f32") end
   if not lg:is_contiguous() then lg = lg:contiguous() end
   return lg
 end

@@ -19,25 +19,49 @@
 #include "../pt_linear_act.h"
 #include "../pt_matmul.h"
 
-/* a new f32 copy of n bf16 values (n may be 0: a 1-element buffer); NULL when out of memory */
-static float *b16_widen(const void *src, int64_t n) {
-    float *d = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    if (!d) return NULL;
-    const uint16_t *s = src;
-    for (int64_t i = 0; i < n; i++) d[i] = pt_bf16_to_f32(s[i]);
-    return d;
+/* The f32 buffers of one call: inputs widened from bf16, outputs zeroed and rounded back to bf16 at the
+ * end. B16_MAX buffers per call. */
+#define B16_MAX 8
+typedef struct {
+    int n;
+    const void *src[B16_MAX]; /* bf16 input, or NULL for an output */
+    void *dst[B16_MAX];       /* bf16 output, or NULL for an input */
+    int64_t len[B16_MAX];
+    float *buf[B16_MAX];
+} b16_set;
+
+/* adds an input (src, len) or an output (dst, len); returns its f32 buffer's slot */
+static int b16_in(b16_set *s, const void *src, int64_t len) {
+    s->src[s->n] = src, s->dst[s->n] = NULL, s->len[s->n] = len;
+    return s->n++;
+}
+static int b16_out(b16_set *s, void *dst, int64_t len) {
+    s->src[s->n] = NULL, s->dst[s->n] = dst, s->len[s->n] = len;
+    return s->n++;
 }
 
-static void b16_round(void *dst, const float *src, int64_t n) {
-    uint16_t *d = dst;
-    for (int64_t i = 0; i < n; i++) d[i] = pt_f32_to_bf16(src[i]);
+/* allocates every buffer (inputs widened, outputs zero); an error names op when memory runs out */
+static pt_status b16_open(b16_set *s, const char *op) {
+    for (int i = 0; i < s->n; i++) {
+        const int64_t n = s->len[i] > 0 ? s->len[i] : 1;
+        s->buf[i] = calloc((size_t)n, sizeof(float));
+        if (!s->buf[i])
+            return PT_FAIL(PT_ERR_OOM, "%s (bf16 on the CPU): no memory for an f32 buffer of %lld elements", op,
+                           (long long)n);
+        const uint16_t *src = s->src[i];
+        for (int64_t j = 0; src && j < s->len[i]; j++) s->buf[i][j] = pt_bf16_to_f32(src[j]);
+    }
+    return PT_OK;
 }
 
-static float *b16_zeros(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
-
-static pt_status b16_oom(const char *op, int64_t n) {
-    return PT_FAIL(PT_ERR_OOM, "%s (bf16 on the CPU): no memory for an f32 buffer of %lld elements", op,
-                   (long long)n);
+/* rounds the outputs to bf16 when st is PT_OK; frees everything; returns st */
+static pt_status b16_close(b16_set *s, pt_status st) {
+    for (int i = 0; i < s->n; i++) {
+        uint16_t *d = s->dst[i];
+        for (int64_t j = 0; !st && d && s->buf[i] && j < s->len[i]; j++) d[j] = pt_f32_to_bf16(s->buf[i][j]);
+        free(s->buf[i]);
+    }
+    return st;
 }
 
 /* elements a strided operand spans: rows of `ld`, the last one `cols` long, plus the largest offset */
@@ -51,133 +75,90 @@ static int64_t b16_extent(int64_t rows, int64_t cols, int64_t ld, const int64_t 
 /* ---- matmul ---- */
 static void matmul_bf16(const pt_matmul_args *g) {
     pt_matmul_kernel f = (pt_matmul_kernel)pt_kernel_find("matmul", PT_DEV_CPU, PT_F32);
-    const int64_t na = g->ta ? b16_extent(g->k, g->m, g->lda, g->aoff, g->batch)
-                             : b16_extent(g->m, g->k, g->lda, g->aoff, g->batch);
-    const int64_t nb = g->tb ? b16_extent(g->n, g->k, g->ldb, g->boff, g->batch)
-                             : b16_extent(g->k, g->n, g->ldb, g->boff, g->batch);
-    const int64_t no = g->batch * g->m * g->n;
-    float *a = b16_widen(g->a, na), *b = b16_widen(g->b, nb), *o = malloc(sizeof(float) * (size_t)(no > 0 ? no : 1));
-    if (f && a && b && o) {
+    b16_set s = {0};
+    const int a = b16_in(&s, g->a, g->ta ? b16_extent(g->k, g->m, g->lda, g->aoff, g->batch)
+                                         : b16_extent(g->m, g->k, g->lda, g->aoff, g->batch));
+    const int b = b16_in(&s, g->b, g->tb ? b16_extent(g->n, g->k, g->ldb, g->boff, g->batch)
+                                         : b16_extent(g->k, g->n, g->ldb, g->boff, g->batch));
+    const int o = b16_out(&s, g->out, g->batch * g->m * g->n);
+    pt_status st = f ? b16_open(&s, "matmul") : PT_ERR_UNSUPPORTED;
+    if (!st) {
         pt_matmul_args h = *g;
-        h.a = a;
-        h.b = b;
-        h.out = o;
+        h.a = s.buf[a], h.b = s.buf[b], h.out = s.buf[o];
         f(&h);
-        b16_round(g->out, o, no);
     } else {
-        /* the matmul kernel signature has no status: NaN out, which the training loop's NaN check
-         * stops on (an f32 buffer the size of the operands could not be allocated) */
+        /* the matmul kernel signature has no status: NaN out, which the training loop's NaN check stops
+         * on (an f32 buffer the size of the operands could not be allocated) */
         uint16_t *d = g->out;
-        for (int64_t i = 0; i < no; i++) d[i] = 0x7fc0;
+        for (int64_t i = 0; i < s.len[o]; i++) d[i] = 0x7fc0;
     }
-    free(a);
-    free(b);
-    free(o);
+    (void)b16_close(&s, st);
 }
 
-/* ---- linear_act: x [m, k], w [n, k] -> h, out [m, n] ---- */
+/* ---- linear_act: x [m, k], w [n, k] -> h, out [m, n]; backward h, g -> dh ---- */
 static pt_status linear_act_bf16(const pt_linear_act_args *a) {
     pt_linear_act_kernel f = (pt_linear_act_kernel)pt_kernel_find("linear_act", PT_DEV_CPU, PT_F32);
     if (!f) return pt_kernel_missing("linear_act", PT_DEV_CPU, PT_F32);
-    const int64_t nx = a->m * a->k, nw = a->n * a->k, no = a->m * a->n;
-    float *x = b16_widen(a->x, nx), *w = b16_widen(a->w, nw), *h = b16_zeros(no), *o = b16_zeros(no);
-    pt_status st = (!x || !w || !h || !o) ? b16_oom("linear_act", no) : PT_OK;
+    b16_set s = {0};
+    const int x = b16_in(&s, a->x, a->m * a->k), w = b16_in(&s, a->w, a->n * a->k);
+    const int h = b16_out(&s, a->h, a->m * a->n), o = b16_out(&s, a->out, a->m * a->n);
+    pt_status st = b16_open(&s, "linear_act");
     if (!st) {
-        pt_linear_act_args s = *a;
-        s.x = x;
-        s.w = w;
-        s.h = h;
-        s.out = o;
-        st = f(&s);
-        if (!st) {
-            b16_round(a->h, h, no);
-            b16_round(a->out, o, no);
-        }
+        pt_linear_act_args c = *a;
+        c.x = s.buf[x], c.w = s.buf[w], c.h = s.buf[h], c.out = s.buf[o];
+        st = f(&c);
     }
-    free(x);
-    free(w);
-    free(h);
-    free(o);
-    return st;
+    return b16_close(&s, st);
 }
 
 static pt_status linear_act_bwd_bf16(const pt_linear_act_args *a) {
     pt_linear_act_kernel f = (pt_linear_act_kernel)pt_kernel_find("linear_act_bwd", PT_DEV_CPU, PT_F32);
     if (!f) return pt_kernel_missing("linear_act_bwd", PT_DEV_CPU, PT_F32);
-    const int64_t no = a->m * a->n;
-    float *h = b16_widen(a->h, no), *g = b16_widen(a->g, no), *dh = b16_zeros(no);
-    pt_status st = (!h || !g || !dh) ? b16_oom("linear_act_bwd", no) : PT_OK;
+    b16_set s = {0};
+    const int h = b16_in(&s, a->h, a->m * a->n), g = b16_in(&s, a->g, a->m * a->n);
+    const int dh = b16_out(&s, a->dh, a->m * a->n);
+    pt_status st = b16_open(&s, "linear_act_bwd");
     if (!st) {
-        pt_linear_act_args s = *a;
-        s.h = h;
-        s.g = g;
-        s.dh = dh;
-        st = f(&s);
-        if (!st) b16_round(a->dh, dh, no);
+        pt_linear_act_args c = *a;
+        c.h = s.buf[h], c.g = s.buf[g], c.dh = s.buf[dh];
+        st = f(&c);
     }
-    free(h);
-    free(g);
-    free(dh);
-    return st;
+    return b16_close(&s, st);
 }
 
-/* ---- attention: q [B,T,H,D], k, v [B,T,Hkv,D]; lse [B,H,T] f32 either way ---- */
+/* ---- attention: q [B,T,H,D], k, v [B,T,Hkv,D]; lse [B,H,T] is f32 either way and passes through ---- */
 static pt_status attention_bf16(const pt_attention_args *a) {
     pt_attention_kernel f = (pt_attention_kernel)pt_kernel_find("attention", PT_DEV_CPU, PT_F32);
     if (!f) return pt_kernel_missing("attention", PT_DEV_CPU, PT_F32);
     const int64_t nq = a->B * a->T * a->H * a->D, nk = a->B * a->T * a->Hkv * a->D;
-    float *q = b16_widen(a->q, nq), *k = b16_widen(a->k, nk), *v = b16_widen(a->v, nk), *y = b16_zeros(nq);
-    pt_status st = (!q || !k || !v || !y) ? b16_oom("attention", nq) : PT_OK;
+    b16_set s = {0};
+    const int q = b16_in(&s, a->q, nq), k = b16_in(&s, a->k, nk), v = b16_in(&s, a->v, nk);
+    const int y = b16_out(&s, a->y, nq);
+    pt_status st = b16_open(&s, "attention");
     if (!st) {
-        pt_attention_args s = *a;
-        s.q = q;
-        s.k = k;
-        s.v = v;
-        s.y = y;
-        st = f(&s);
-        if (!st) b16_round(a->y, y, nq);
+        pt_attention_args c = *a;
+        c.q = s.buf[q], c.k = s.buf[k], c.v = s.buf[v], c.y = s.buf[y];
+        st = f(&c);
     }
-    free(q);
-    free(k);
-    free(v);
-    free(y);
-    return st;
+    return b16_close(&s, st);
 }
 
 static pt_status attention_bwd_bf16(const pt_attention_args *a) {
     pt_attention_kernel f = (pt_attention_kernel)pt_kernel_find("attention_bwd", PT_DEV_CPU, PT_F32);
     if (!f) return pt_kernel_missing("attention_bwd", PT_DEV_CPU, PT_F32);
     const int64_t nq = a->B * a->T * a->H * a->D, nk = a->B * a->T * a->Hkv * a->D;
-    float *q = b16_widen(a->q, nq), *k = b16_widen(a->k, nk), *v = b16_widen(a->v, nk);
-    float *y = b16_widen(a->y, nq), *gy = b16_widen(a->gy, nq);
-    float *dq = b16_zeros(nq), *dk = b16_zeros(nk), *dv = b16_zeros(nk);
-    pt_status st = (!q || !k || !v || !y || !gy || !dq || !dk || !dv) ? b16_oom("attention_bwd", nq) : PT_OK;
+    b16_set s = {0};
+    const int q = b16_in(&s, a->q, nq), k = b16_in(&s, a->k, nk), v = b16_in(&s, a->v, nk);
+    const int y = b16_in(&s, a->y, nq), gy = b16_in(&s, a->gy, nq);
+    const int dq = b16_out(&s, a->dq, nq), dk = b16_out(&s, a->dk, nk), dv = b16_out(&s, a->dv, nk);
+    pt_status st = b16_open(&s, "attention_bwd");
     if (!st) {
-        pt_attention_args s = *a;
-        s.q = q;
-        s.k = k;
-        s.v = v;
-        s.y = y;
-        s.gy = gy;
-        s.dq = dq;
-        s.dk = dk;
-        s.dv = dv;
-        st = f(&s);
-        if (!st) {
-            b16_round(a->dq, dq, nq);
-            b16_round(a->dk, dk, nk);
-            b16_round(a->dv, dv, nk);
-        }
+        pt_attention_args c = *a;
+        c.q = s.buf[q], c.k = s.buf[k], c.v = s.buf[v], c.y = s.buf[y], c.gy = s.buf[gy];
+        c.dq = s.buf[dq], c.dk = s.buf[dk], c.dv = s.buf[dv];
+        st = f(&c);
     }
-    free(q);
-    free(k);
-    free(v);
-    free(y);
-    free(gy);
-    free(dq);
-    free(dk);
-    free(dv);
-    return st;
+    return b16_close(&s, st);
 }
 
 PT_REGISTER_KERNEL(matmul, PT_DEV_CPU, PT_BF16, matmul_bf16)

@@ -119,6 +119,22 @@ local function lr_at(job, step, elapsed_ms)
 end
 
 return {
+  compute_dtype_and_cuda_graph_knobs = function(T)
+    -- every recipe has them (recipe.COMMON); auto = f32 on the CPU, bf16 on a GPU; cuda_graph reaches train.run
+    for _, name in ipairs { "baseline", "v9_lora_ttt", "gepa_legal_ttt", "sp8192_prequant_ttt", "deepquant_v10b" } do
+      local cfg, def = resolve(name, "smoke")
+      T.eq(cfg.compute_dtype, "auto", name)
+      T.eq(cfg.cuda_graph, false, name)
+      local job = fake_job(def, cfg, 1)
+      job.device = "cpu"
+      T.eq(job:model_config().compute_dtype, "f32", name .. " auto on the CPU")
+      job.device = "cuda"
+      T.eq(job:model_config().compute_dtype, "bf16", name .. " auto on a GPU")
+      cfg.compute_dtype = "f32"
+      T.eq(job:model_config().compute_dtype, "f32", name .. " f32 on a GPU when asked")
+    end
+  end,
+
   legality_declared = function(T)
     local want = { baseline = true, v9_lora_ttt = true, gepa_legal_ttt = true, sp8192_prequant_ttt = false,
       deepquant_v10b = false, eval_artifact = true }

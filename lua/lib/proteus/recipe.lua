@@ -65,7 +65,7 @@ recipe.COMMON = {
   defaults = {
     seed = 1337, data_path = "", tokenizer_path = "", run_dir = "", runs_root = "runs", device = "auto",
     val_max_tokens = 0, train_log_every = 200, val_loss_every = 0, quiet = false, plot = true,
-    grad_accum_steps = 0,
+    grad_accum_steps = 0, compute_dtype = "auto", cuda_graph = false,
   },
   doc = {
     seed = "RNG seed (SEED)",
@@ -80,6 +80,10 @@ recipe.COMMON = {
     quiet = "log to run.log only",
     plot = "draw the loss curve (lua/recipes/report.lua, gnuplot) into the run directory at the end",
     grad_accum_steps = "micro-steps per optimizer step; 0 = 8 / world size (the records' rule, §2.4)",
+    compute_dtype = "auto (bf16 on a GPU, f32 on the CPU) | f32 | bf16: the matmuls' and attention's dtype "
+      .. "(weights stay f32; nn.lua compute_dtype)",
+    cuda_graph = "replay each training step from a CUDA graph (GPU only; needs grad_accum_steps=1 and no late "
+      .. "QAT; docs/gpu.md)",
   },
 }
 
@@ -139,9 +143,14 @@ function Job:log(fmt, ...)
   self.run:log(line)
 end
 
---- The nn.GPT config of this run (def.model(cfg)).
+--- The nn.GPT config of this run (def.model(cfg)) with the run's compute dtype (compute_dtype = auto:
+--- bf16 on a GPU, f32 on the CPU).
 function Job:model_config()
-  return self.def.model(self.cfg)
+  local m = self.def.model(self.cfg)
+  local cd = self.cfg.compute_dtype or "auto"
+  if cd == "auto" then cd = (self.device and self.device ~= "cpu") and "bf16" or "f32" end
+  m.compute_dtype = cd
+  return m
 end
 
 --- Step: builds the model (seeded), on the run's device.
@@ -151,8 +160,8 @@ function Job:build_model()
   if self.device ~= "cpu" then m:to(self.device) end
   self.model = m
   self.out.params = m:num_params()
-  self:log("model: %d parameters, %d layers, d=%d, vocab %d, device %s", m:num_params(), m.cfg.num_layers,
-    m.cfg.model_dim, m.cfg.vocab_size, self.device)
+  self:log("model: %d parameters, %d layers, d=%d, vocab %d, device %s, %s compute", m:num_params(),
+    m.cfg.num_layers, m.cfg.model_dim, m.cfg.vocab_size, self.device, m.cfg.compute_dtype)
   return m
 end
 
@@ -236,7 +245,7 @@ function Job:train(opts)
     clip = c.grad_clip_norm, warmup_steps = c.warmup_steps, log_every = c.train_log_every,
     val_every = c.val_loss_every, run = self.rank == 0 and self.run or nil, config = c, apply_averaging = false,
     quiet = c.quiet or self.rank ~= 0,
-    rank = self.rank, world = self.world, checkpoint = false,
+    rank = self.rank, world = self.world, checkpoint = false, cuda_graph = c.cuda_graph or nil,
   }
   if (c.ema_decay or 0) > 0 then o.ema = { decay = c.ema_decay, every = c.ema_every or 1 } end
   if c.swa_enabled then o.swa = { threshold = c.swa_threshold, every = c.swa_every } end
@@ -504,6 +513,11 @@ function recipe.run(def, cfg, info, main, path)
   local job = setmetatable({ def = def, cfg = cfg, info = info, world = world, rank = rank, hooks = hooks,
     path = path, t0 = clock(), out = { eval = {} } }, Job)
   job.device = device_of(cfg)
+  if cfg.compute_dtype ~= nil and cfg.compute_dtype ~= "auto" and cfg.compute_dtype ~= "f32"
+    and cfg.compute_dtype ~= "bf16" then
+    error(string.format("recipe %s: compute_dtype='%s' (expected auto, f32 or bf16)", def.name,
+      tostring(cfg.compute_dtype)), 0)
+  end
   local ro = { recipe = def.name, preset = info.preset, run_dir = cfg.run_dir ~= "" and cfg.run_dir or nil,
     runs_root = cfg.runs_root, quiet = cfg.quiet }
   job.run = world > 1 and open_shared_run(dist, rank, ro) or run.open(ro)

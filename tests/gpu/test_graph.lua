@@ -15,7 +15,7 @@
 --     synchronisation (loss:item(), cuda.synchronize()) with the eager message + "(a deferred check ...)";
 --   * a tiny GPT's forward + backward (fused_head_ce off and on) captured and replayed with new tokens;
 --   * a 5-step tiny-GPT train.run with cuda_graph = true (2 eager steps, capture at step 3, replays)
---     gives the eager run's losses within 1e-5.
+--     gives the eager run's losses within 1e-5: f32 with one micro-step, bf16 compute with two.
 --
 --   build/proteus tests/run.lua tests/gpu/test_graph.lua      (ctest -L gpu; scripts/gpu_tests.sh)
 --
@@ -288,10 +288,10 @@ tests.tiny_gpt_train_run_graph_matches_eager = function(T)
   local optim = require "proteus.optim"
   local data = require "proteus.data"
   local train = require "proteus.train"
-  local function run(graph)
+  local function run(graph, v)
     pt.manual_seed(1337)
-    local model = nn.GPT { vocab_size = 1024, num_layers = 2, model_dim = 64, num_heads = 2, num_kv_heads = 1,
-      mlp_mult = 2, bigram_vocab_size = 256, bigram_dim = 16, smear_gate = true }:to("cuda")
+    local model = nn.GPT { vocab_size = 1024, num_layers = 2, model_dim = 128, num_heads = 2, num_kv_heads = 1,
+      mlp_mult = 2, bigram_vocab_size = 256, bigram_dim = 16, smear_gate = true, compute_dtype = v.compute }:to("cuda")
     local named = {}
     for n, p in model:named_parameters() do named[#named + 1] = { n, p } end
     local g = optim.split_params(named, "proteus", { unmatched = "scalar" })
@@ -303,27 +303,31 @@ tests.tiny_gpt_train_run_graph_matches_eager = function(T)
     local res = train.run { model = model, optimizers = opts, stream = data.stream(data.paths().train),
       seq_len = 64, batch_seqs = 4, max_steps = 5, clip = 0.3, quiet = true, checkpoint = false,
       lr_schedule = train.iteration_lr(3), momentum_schedule = train.momentum_warmup(0.85, 0.95, 4),
-      cuda_graph = graph, cuda_graph_warmup = 2 }
+      cuda_graph = graph, cuda_graph_warmup = 2, grad_accum = v.accum }
     return res, model
   end
-  local eager, me = run(false)
-  local graphed, mg = run(true)
-  T.eq(graphed.cuda_graph.capture_step, 3)
-  T.eq(graphed.cuda_graph.replays, 3)
-  for k = 1, 5 do
-    local a, b = graphed.losses[k], eager.losses[k]
-    assert(math.abs(a - b) <= 1e-5 * math.max(1, math.abs(b)),
-      string.format("step %d: loss %.8f with cuda_graph vs %.8f eager", k, a, b))
+  -- f32, one micro-step; then bf16 compute (head dim 64: the flash kernels) with 2 micro-steps per step
+  for _, v in ipairs { { compute = "f32", accum = 1 }, { compute = "bf16", accum = 2 } } do
+    local eager, me = run(false, v)
+    local graphed, mg = run(true, v)
+    local what = string.format("%s compute, grad_accum %d", v.compute, v.accum)
+    T.eq(graphed.cuda_graph.capture_step, 3, what)
+    T.eq(graphed.cuda_graph.replays, 3, what)
+    for k = 1, 5 do
+      local a, b = graphed.losses[k], eager.losses[k]
+      assert(math.abs(a - b) <= 1e-5 * math.max(1, math.abs(b)),
+        string.format("%s: step %d: loss %.8f with cuda_graph vs %.8f eager", what, k, a, b))
+    end
+    local pe = {}
+    for name, p in me:named_parameters() do pe[name] = p end
+    for name, p in mg:named_parameters() do
+      local r = G.rel(p, pe[name])
+      assert(r <= 1e-5, string.format("%s: %s: relative difference %.3g after 5 steps", what, name, r))
+    end
+    print(string.format("    %s: 5 steps, final loss %.6f (graph) vs %.6f (eager); graph %d nodes, pool %s", what,
+      graphed.losses[5], eager.losses[5], graphed.cuda_graph.stats.nodes,
+      cuda.fmt_bytes(graphed.cuda_graph.stats.pool_reserved_bytes)))
   end
-  local pe = {}
-  for name, p in me:named_parameters() do pe[name] = p end
-  for name, p in mg:named_parameters() do
-    local r = G.rel(p, pe[name])
-    assert(r <= 1e-5, string.format("%s: relative difference %.3g after 5 steps", name, r))
-  end
-  print(string.format("    5 steps, final loss %.6f (graph) vs %.6f (eager); graph %d nodes, pool %s",
-    graphed.losses[5], eager.losses[5], graphed.cuda_graph.stats.nodes,
-    cuda.fmt_bytes(graphed.cuda_graph.stats.pool_reserved_bytes)))
 end
 
 return tests

@@ -82,7 +82,7 @@ recipe.COMMON = {
     grad_accum_steps = "micro-steps per optimizer step; 0 = 8 / world size (the records' rule, §2.4)",
     compute_dtype = "auto (bf16 on a GPU, f32 on the CPU) | f32 | bf16: the matmuls' and attention's dtype "
       .. "(weights stay f32; nn.lua compute_dtype)",
-    cuda_graph = "replay each training step from a CUDA graph (GPU only; needs grad_accum_steps=1 and no late "
+    cuda_graph = "replay each training step (all its micro-steps) from a CUDA graph (GPU only; not with late "
       .. "QAT; docs/gpu.md)",
   },
 }

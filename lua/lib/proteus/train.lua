@@ -63,8 +63,9 @@
 -- bool (the stop flag's max over ranks).
 --
 -- CUDA graphs (cuda_graph = true, default false; docs/gpu.md "CUDA graphs"): for a model on a CUDA
--- device (grad_accum = 1, no qat), the first cuda_graph_warmup (default 3) steps of this call run
--- eagerly through the same step code, then one step — zero_grad, forward, backward, reduce_grads,
+-- device (no qat), the first cuda_graph_warmup (default 3) steps of this call run eagerly through the
+-- same step code, then one step — zero_grad, forward and backward of every grad_accum micro-step (each
+-- with its own static input tensors; the step's loss their mean, on the device), reduce_grads,
 -- clip (optim.clip_grad_norm(params, max_norm, {device = true, out = norm}): a 0-d device tensor,
 -- no host read), opt:apply() for each optimizer — is captured with proteus.cuda's cuda.graph and
 -- replayed for every later step. Outside the graph, each step: the batch is copied INTO the static
@@ -270,11 +271,7 @@ end
 
 -- What cuda_graph = true needs, checked before the first step (options first, so the messages are the
 -- same on any machine); dev is the parameters' device.
-local function graph_check(o, dev, accum)
-  if accum ~= 1 then
-    fail("cuda_graph = true captures one whole step, and grad_accum = %d micro-steps are not captured: use "
-      .. "grad_accum = 1 (a larger batch_seqs) or cuda_graph = false", accum)
-  end
+local function graph_check(o, dev)
   if o.qat then
     fail("cuda_graph = true cannot be combined with qat: switching late QAT on changes the captured step; drop "
       .. "one of them")
@@ -301,18 +298,29 @@ end
 local function graph_runner(s, stop_nan)
   local cuda = require "proteus.cuda"
   local r = { graph = nil, capture_step = nil, replays = 0 }
-  local xs, ys, loss_out, norm_out, captured
+  local xs, ys, loss_out, norm_out, captured -- xs[k], ys[k]: the static inputs of micro-step k
   local eager_left = s.warmup
   -- the gradient norm's home: made outside the capture, written by the device-side clip each step
   local norm_t = pt.zeros({}, { dtype = "f64", device = s.dev })
   local clip_opts = { device = true, out = norm_t }
 
-  -- the captured step: nothing in it reads the GPU from the host
+  -- the captured step: nothing in it reads the GPU from the host. With accum micro-steps each loss is
+  -- scaled by 1/accum before its backward (as the eager step), and the step's loss is their mean.
   local function device_step()
     for _, opt in ipairs(s.opts_list) do opt:zero_grad() end
     s.model:zero_grad()
-    local loss = s.model:forward(xs, ys)
-    loss:backward()
+    local loss
+    for k = 1, s.accum do
+      local l = s.model:forward(xs[k], ys[k])
+      if s.accum > 1 then
+        loss = loss and (loss + l:detach()) or l:detach()
+        l = l * (1.0 / s.accum)
+      else
+        loss = l
+      end
+      l:backward()
+    end
+    if s.accum > 1 then loss = loss * (1.0 / s.accum) end
     local norm
     if s.clip_when == "before" then
       norm = optim.clip_grad_norm(s.all_params, s.clip, clip_opts)
@@ -341,15 +349,20 @@ local function graph_runner(s, stop_nan)
     end
   end
 
-  function r.step(ctx, lr_mul, xy)
-    local x = xy:narrow(1, 1, s.n_tok):reshape { s.batch_seqs, s.seq_len }
-    local y = xy:narrow(1, 2, s.n_tok):reshape { s.batch_seqs, s.seq_len }
-    if not xs then -- the static inputs: the graph reads these addresses at every replay
-      xs = pt.zeros({ s.batch_seqs, s.seq_len }, { dtype = x:dtype(), device = s.dev })
-      ys = pt.zeros({ s.batch_seqs, s.seq_len }, { dtype = y:dtype(), device = s.dev })
+  -- next_xy() gives one micro-step's token buffer (n_tok + 1 tokens, on the CPU)
+  function r.step(ctx, lr_mul, next_xy)
+    for k = 1, s.accum do
+      local xy = next_xy()
+      local x = xy:narrow(1, 1, s.n_tok):reshape { s.batch_seqs, s.seq_len }
+      local y = xy:narrow(1, 2, s.n_tok):reshape { s.batch_seqs, s.seq_len }
+      if not xs then xs, ys = {}, {} end
+      if not xs[k] then -- the static inputs: the graph reads these addresses at every replay
+        xs[k] = pt.zeros({ s.batch_seqs, s.seq_len }, { dtype = x:dtype(), device = s.dev })
+        ys[k] = pt.zeros({ s.batch_seqs, s.seq_len }, { dtype = y:dtype(), device = s.dev })
+      end
+      xs[k]:copy_(x)
+      ys[k]:copy_(y)
     end
-    xs:copy_(x)
-    ys:copy_(y)
     if s.momentum_schedule then
       local m = s.momentum_schedule(ctx)
       for _, opt in ipairs(s.opts_list) do
@@ -420,7 +433,7 @@ function train.run(o)
   for i, e in ipairs(named) do all_params[i] = e[2] end
   -- batches come from the stream on the CPU and go to the parameters' device
   local dev = #all_params > 0 and all_params[1]:device() or "cpu"
-  if o.cuda_graph then graph_check(o, dev, accum) end
+  if o.cuda_graph then graph_check(o, dev) end
 
   local prog = (o.progress ~= false and not (R and R.quiet) and not o.quiet)
     and progress.new { total_steps = max_steps, max_ms = cap, tokens_per_step = tokens_per_step }
@@ -490,6 +503,7 @@ function train.run(o)
 
   local graph = o.cuda_graph and graph_runner({ model = model, opts_list = opts_list, all_params = all_params,
     clip = clip, clip_when = clip_when, reduce_grads = o.reduce_grads, warmup = o.cuda_graph_warmup or 3, dev = dev,
+    accum = accum,
     batch_seqs = batch_seqs, seq_len = seq_len, n_tok = n_tok, max_steps = max_steps,
     momentum_schedule = o.momentum_schedule }, stop_nan_at)
 
@@ -601,7 +615,7 @@ function train.run(o)
       end
       local train_loss, norm
       if graph then
-        train_loss, norm = graph.step(ctx, lr_mul, stream:next_batch(n_tok, rank, world):tensor())
+        train_loss, norm = graph.step(ctx, lr_mul, function() return stream:next_batch(n_tok, rank, world):tensor() end)
       else
         train_loss, norm = one_step(ctx, lr_mul, true)
       end

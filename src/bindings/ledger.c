@@ -9,7 +9,10 @@
  *       or an f32 [n, V] tensor on a GPU (temperature 1): the NLLs are then computed there, by the
  *       softcapped cross-entropy kernel against the ledger's own targets (pt_ledger_targets), and only
  *       the n NLLs come to the host (pt_ledger_score_device_nll; not "external": the ledger's
- *       computation, on the logits' device). With a temperature the logits are copied to the CPU.
+ *       computation, on the logits' device). That kernel caps in f32 and rounds each NLL to f32 where
+ *       the CPU path works in f64, so a BPB from device logits differs from the CPU's in the 7th
+ *       significant digit (tests/gpu/test_ledger_device.lua). With a temperature the logits are copied
+ *       to the CPU.
  *       returns Σ NLL of the call (and a table of NLLs when opts.nll is true)
  *   led:score_nll(positions, nlls, rescale)   -- NLLs from the caller: counted as external
  *   led:grant(start, stop) --> Tokens tokens[start-1 .. stop-1] once targets [start, stop) are scored

@@ -104,6 +104,14 @@ tests.train_cuda_graph_what_stays_eager = function(T)
     "cuda_graph = true cannot be combined with qat")
 end
 
+tests.train_cuda_graph_needs_the_multi_tensor_optimizers = function(T)
+  local p = pt.zeros({ 2, 2 }, { requires_grad = true })
+  T.raises(function() train.run(run_opts { optimizers = { optim.AdamW { params = { p }, lr = 0.1, foreach = false } } }) end,
+    "optimizer 1 (AdamW) was made with foreach = false")
+  T.raises(function() train.run(run_opts { optimizers = { optim.SGD { params = { p }, lr = 0.1 } } }) end,
+    "optimizer 1 (SGD) has none (AdamW, Adam and Muon have it)")
+end
+
 tests.train_cuda_graph_names_the_missing_optimizer_function = function(T)
   local no_prepare = { kind = "Fake", apply = function() end }
   T.raises(function() train.run(run_opts { optimizers = { api_opt(), no_prepare } }) end,

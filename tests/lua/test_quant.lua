@@ -226,6 +226,28 @@ return {
     T.near(B:get(1, 2), A:get(1, 2), 1e-7)
   end,
 
+  hessians_of_a_bf16_compute_model_are_f32 = function(T)
+    -- compute_dtype = "bf16": the fused MLP's relu² output (mlp.proj's input) is bf16; every Hessian is
+    -- still accumulated in f32 and stays close to the f32 model's
+    local cfg = { vocab_size = 1024, num_layers = 2, model_dim = 32, num_heads = 2, num_kv_heads = 1, mlp_mult = 2 }
+    pt.manual_seed(5)
+    local m32 = nn.GPT(cfg)
+    cfg.compute_dtype = "bf16"
+    pt.manual_seed(5)
+    local m16 = nn.GPT(cfg)
+    local tok = pt.randint(0, 1024, { 2, 16 })
+    local A = quant.collect_hessians(m32, { tok }, { damp = 0 })
+    local B = quant.collect_hessians(m16, { tok }, { damp = 0 })
+    local n = 0
+    for key, h in pairs(A) do
+      T.eq(B[key]:dtype(), "f32", key)
+      local d = (B[key] - h):pow(2):sum():item() ^ 0.5 / math.max(h:pow(2):sum():item() ^ 0.5, 1e-30)
+      assert(d < 5e-2, string.format("%s: bf16-compute Hessian differs by %.3g (relative)", key, d))
+      n = n + 1
+    end
+    assert(n >= 12, "Hessians compared: " .. n)
+  end,
+
   calibration_is_seeded_and_restores_the_rng = function(T)
     pt.manual_seed(11)
     local model = nn.GPT { vocab_size = 1024, num_layers = 1, model_dim = 32, num_heads = 2, num_kv_heads = 1, mlp_mult = 2 }

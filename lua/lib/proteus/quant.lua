@@ -325,6 +325,7 @@ function quant.collect_hessians(model, token_batches, opts)
   local function acc(key, x)
     local C = x:size(-1)
     local X = x:reshape { -1, C }
+    if X:dtype() ~= "f32" then X = X:to("f32") end -- compute_dtype = "bf16": the MLP's relu² output is bf16
     local xtx = X:transpose(1, 2):matmul(X)
     sums[key] = sums[key] and (sums[key] + xtx) or xtx
   end

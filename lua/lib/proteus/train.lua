@@ -277,6 +277,14 @@ local function graph_check(o, dev)
       .. "one of them")
   end
   for i, opt in ipairs(o.optimizers) do
+    if type(opt) == "table" and opt.foreach == false then
+      fail("cuda_graph = true needs the optimizers' multi-tensor path, but optimizer %d (%s) was made with "
+        .. "foreach = false (its per-tensor step reads scalars on the host); drop foreach = false", i, tostring(opt.kind))
+    end
+    if type(opt) == "table" and getmetatable(opt) and opt.foreach ~= nil and not opt._multi then
+      fail("cuda_graph = true needs the optimizers' multi-tensor path, and optimizer %d (%s) has none (AdamW, Adam "
+        .. "and Muon have it); use one of those or cuda_graph = false", i, tostring(opt.kind))
+    end
     for _, m in ipairs { "prepare", "apply" } do
       if type(opt) ~= "table" or type(opt[m]) ~= "function" then
         fail("cuda_graph = true needs the optimizers' launch-only API, but optimizer %d (%s) has no %s "
@@ -669,7 +677,10 @@ function train.run(o)
   end)
   if prog then prog:finish() end
   host.trap_interrupt(old_trap)
-  if graph then result.cuda_graph = graph.finish() end -- frees the graph, also after an error
+  if graph then -- frees the graph, also after an error (which stays the one reported)
+    local okf, cg = pcall(graph.finish)
+    if okf then result.cuda_graph = cg elseif ok then ok, err = false, cg end
+  end
   if not ok then error(err, 0) end
   result.checkpoint = last_ckpt
   result.qat_on, result.qat_step, result.ema, result.swa = qat_on, qat_step, ema, swa

@@ -486,9 +486,14 @@ static void cu_sumsq(const pt_sumsq_args *a) {
     double *part = (double *)d, h = 0;
     mt_sumsq<T>(&m, part, part + PT_SUMSQ_PARTS);
     cudaStream_t st = pt_cuda_compute_stream();
-    cudaMemcpyAsync(&h, part + PT_SUMSQ_PARTS, sizeof h, cudaMemcpyDeviceToHost, st);
-    cudaStreamSynchronize(st);
+    cudaError_t e = cudaMemcpyAsync(&h, part + PT_SUMSQ_PARTS, sizeof h, cudaMemcpyDeviceToHost, st);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(st);
     pt_cuda_free(d, bytes, dev);
+    if (e != cudaSuccess) { /* a NaN norm stops the training loop; the pending error names the cause */
+        pt_cuda_set_pending("optim_sumsq: reading the sum of squares failed: %s (%s)", cudaGetErrorString(e),
+                            cudaGetErrorName(e));
+        h = NAN;
+    }
     *a->out = h;
 }
 

@@ -8,7 +8,9 @@
  * allocator is filled with 0xFF bytes = NaN for floats first), so an element the kernel forgot shows.
  * Comparison (METHOD.md): ||gpu - cpu|| / ||cpu|| within 1e-5 (f32), 1e-12 (f64), 1e-2 (bf16; the
  * oracle computes in f32 on the bf16 inputs and rounds once); exact for integers, bools, where,
- * copies and fills; a NaN passes only where the oracle has one. Exits 77 without a device.
+ * copies and fills; a NaN passes only where the oracle has one. The fast_* tests run the contiguous
+ * fast path (16-byte vectors, scalar tail, unaligned views) and the general kernels on the same
+ * values and require the same bits from both. Exits 77 without a device.
  */
 #include <math.h>
 #include <stdint.h>
@@ -476,6 +478,321 @@ PT_TEST(fill_strided_every_dtype) {
         PT_CHECK(back && memcmp(back->storage->data, c->storage->data, out_bytes((pt_dtype)dt, 19 * 13)) == 0);
         rel3(c, g, cv);
         rel3(gv, back, NULL);
+    }
+}
+
+/* ---- the contiguous fast path (elementwise.cu k_fast, copy.cu k_cast_fast) against the general
+ * kernels, bit for bit, and against the CPU; sizes around the vector width and a view one element
+ * into its storage (not 16-byte aligned) for the scalar-tail and unaligned fallbacks ---- */
+static const int64_t FAST_SIZES[] = {1, 3, 4, 7, 1023, 4097};
+
+/* one set of values as three tensors: cpu (CPU, contiguous at element offset off of its storage),
+ * fast (the same on the device: the fast path; off = 1 is not 16-byte aligned) and slow (the device,
+ * every other element of a [n, 2] storage: strided, so the general kernels run) */
+typedef struct {
+    pt_tensor *cpu, *fast, *slow;
+} trio;
+
+static trio make_trio(pt_dtype dt, int nd, const int64_t *shape, int off, double lo, double hi, double minabs) {
+    trio t = {NULL, NULL, NULL};
+    int64_t n = 1, st[PT_MAX_DIMS], st2[PT_MAX_DIMS];
+    for (int d = nd - 1; d >= 0; d--) {
+        st[d] = n;
+        st2[d] = 2 * n;
+        n *= shape[d];
+    }
+    int64_t nb[1] = {n + off}, flat[1] = {n}, one[1] = {1}, two[1] = {2}, w2[2] = {n, 2};
+    pt_tensor *base = rnd(dt, 1, nb, lo, hi, minabs), *gbase = up(base), *w = rnd(dt, 2, w2, lo, hi, minabs);
+    pt_tensor *col = NULL, *src = NULL, *gw = NULL;
+    PT_CHECK_OK(pt_tensor_view_of(&t.cpu, base, nd, shape, st, off));
+    PT_CHECK_OK(pt_tensor_view_of(&t.fast, gbase, nd, shape, st, off));
+    PT_CHECK_OK(pt_tensor_view_of(&col, w, 1, flat, two, 0));
+    PT_CHECK_OK(pt_tensor_view_of(&src, base, 1, flat, one, off));
+    PT_CHECK_OK(pt_tensor_copy_(col, src));
+    gw = up(w);
+    PT_CHECK_OK(pt_tensor_view_of(&t.slow, gw, nd, shape, st2, 0));
+    rel3(base, gbase, w);
+    rel3(col, src, gw);
+    return t;
+}
+
+static void free_trio(trio *t) { rel3(t->cpu, t->fast, t->slow); }
+
+/* exact: the same bytes (NaN payloads included) */
+static void same_bits(const char *what, pt_tensor *got, pt_tensor *want) {
+    if (!got || !want) {
+        printf("  %s: missing result\n", what);
+        PT_CHECK(got && want);
+        return;
+    }
+    pt_tensor *g = NULL, *w = NULL;
+    PT_CHECK_OK(pt_tensor_to(&g, got, got->dtype, PT_CPU, 1));
+    PT_CHECK_OK(pt_tensor_to(&w, want, want->dtype, PT_CPU, 1));
+    int ok = g && w && g->dtype == w->dtype && g->ndim == w->ndim &&
+             !memcmp(g->shape, w->shape, sizeof(int64_t) * (size_t)g->ndim);
+    if (ok) {
+        size_t es = pt_dtype_size(g->dtype), n = (size_t)pt_tensor_numel(g);
+        const unsigned char *G = pt_tensor_data(g), *W = pt_tensor_data(w);
+        for (size_t i = 0; i < n && ok; i++)
+            if (memcmp(G + i * es, W + i * es, es)) {
+                printf("  %s: element %zu of %zu differs between the fast and the general kernel\n", what, i, n);
+                ok = 0;
+            }
+    } else {
+        printf("  %s: dtype or shape differs\n", what);
+    }
+    PT_CHECK(ok);
+    pt_tensor_release(g);
+    pt_tensor_release(w);
+}
+
+/* fast vs general (bits) and vs the CPU oracle (tol_of; exact for bool) */
+static void check3(const char *what, pt_tensor *fast, pt_tensor *slow, pt_tensor *cpu, double tol) {
+    same_bits(what, fast, slow);
+    compare(what, fast, cpu, tol);
+    rel3(fast, slow, cpu);
+}
+
+static void bin_ranges(int op, double *lo, double *hi, double *mb) {
+    *lo = -2, *hi = 2, *mb = 0;
+    if (op == PT_BIN_DIV) *mb = 0.25;
+    if (op == PT_BIN_POW) *lo = 0.1;
+}
+
+PT_TEST(fast_binary_same_shape_sizes_and_misaligned) {
+    for (int di = 0; di < NELEM(FLOATS); di++) {
+        pt_dtype dt = FLOATS[di];
+        for (int si = 0; si < NELEM(FAST_SIZES); si++) {
+            for (int off = 0; off < 2; off++) {
+                for (int op = 0; op < PT_NBINOPS; op++) {
+                    double lo, hi, mb;
+                    bin_ranges(op, &lo, &hi, &mb);
+                    int cmp = op >= PT_BIN_EQ;
+                    trio a = make_trio(dt, 1, &FAST_SIZES[si], off, lo, hi, 0);
+                    trio b = make_trio(dt, 1, &FAST_SIZES[si], 0, lo, hi, mb);
+                    pt_tensor *f = NULL, *s = NULL, *c = NULL, *fa = cpu_in(a.cpu), *fb = cpu_in(b.cpu);
+                    PT_CHECK_OK(pt_binary(&f, (pt_binop)op, a.fast, b.fast));
+                    PT_CHECK_OK(pt_binary(&s, (pt_binop)op, a.slow, b.slow));
+                    PT_CHECK_OK(pt_binary(&c, (pt_binop)op, fa, fb));
+                    c = cpu_out(c, cmp ? PT_BOOL : dt);
+                    char what[128];
+                    snprintf(what, sizeof what, "fast binary %s %s n=%lld offset %d", pt_binop_name((pt_binop)op),
+                             pt_dtype_name(dt), (long long)FAST_SIZES[si], off);
+                    check3(what, f, s, c, cmp ? 0 : tol_of(dt));
+                    /* scalar on either side */
+                    for (int sf = 0; sf < 2; sf++) {
+                        f = s = c = NULL;
+                        double sv = op == PT_BIN_POW && sf ? 1.5 : 0.75;
+                        PT_CHECK_OK(pt_binary_scalar(&f, (pt_binop)op, b.fast, sv, sf));
+                        PT_CHECK_OK(pt_binary_scalar(&s, (pt_binop)op, b.slow, sv, sf));
+                        PT_CHECK_OK(pt_binary_scalar(&c, (pt_binop)op, fb, sv, sf));
+                        c = cpu_out(c, cmp ? PT_BOOL : dt);
+                        snprintf(what, sizeof what, "fast binary_s %s %s n=%lld scalar_first=%d",
+                                 pt_binop_name((pt_binop)op), pt_dtype_name(dt), (long long)FAST_SIZES[si], sf);
+                        check3(what, f, s, c, cmp ? 0 : tol_of(dt));
+                    }
+                    free_trio(&a);
+                    free_trio(&b);
+                    rel3(fa, fb, NULL);
+                }
+            }
+        }
+    }
+}
+
+PT_TEST(fast_binary_row_and_one_element_broadcast) {
+    /* [N, C] op [C], [C] op [N, C], [N, C] op [1], [1] op [N, C]; C a multiple of every vector width
+     * (8, 1024) or not (3, 7); the [C] / [1] operand at offset 0 or 1 */
+    int64_t rows[][2] = {{5, 8}, {3, 7}, {4, 1024}, {2, 3}, {9, 1}};
+    const int ops[] = {PT_BIN_ADD, PT_BIN_SUB, PT_BIN_MUL, PT_BIN_DIV, PT_BIN_POW, PT_BIN_MAX, PT_BIN_LT};
+    for (int di = 0; di < NELEM(FLOATS); di++) {
+        pt_dtype dt = FLOATS[di];
+        for (int ri = 0; ri < NELEM(rows); ri++) {
+            for (int off = 0; off < 2; off++) {
+                for (int oi = 0; oi < NELEM(ops); oi++) {
+                    int op = ops[oi], cmp = op >= PT_BIN_EQ;
+                    double lo, hi, mb;
+                    bin_ranges(op, &lo, &hi, &mb);
+                    for (int form = 0; form < 4; form++) {
+                        int64_t one[1] = {1};
+                        const int64_t *vs = form < 2 ? &rows[ri][1] : one;
+                        trio m = make_trio(dt, 2, rows[ri], 0, lo, hi, mb);
+                        trio v = make_trio(dt, 1, vs, off, lo, hi, mb);
+                        int vfirst = form == 1 || form == 3;
+                        pt_tensor *f = NULL, *s = NULL, *c = NULL, *fm = cpu_in(m.cpu), *fv = cpu_in(v.cpu);
+                        PT_CHECK_OK(pt_binary(&f, (pt_binop)op, vfirst ? v.fast : m.fast, vfirst ? m.fast : v.fast));
+                        PT_CHECK_OK(pt_binary(&s, (pt_binop)op, vfirst ? v.slow : m.slow, vfirst ? m.slow : v.slow));
+                        PT_CHECK_OK(pt_binary(&c, (pt_binop)op, vfirst ? fv : fm, vfirst ? fm : fv));
+                        c = cpu_out(c, cmp ? PT_BOOL : dt);
+                        char what[128];
+                        snprintf(what, sizeof what, "fast binary %s %s [%lld,%lld] form %d offset %d",
+                                 pt_binop_name((pt_binop)op), pt_dtype_name(dt), (long long)rows[ri][0],
+                                 (long long)rows[ri][1], form, off);
+                        check3(what, f, s, c, cmp ? 0 : tol_of(dt));
+                        free_trio(&m);
+                        free_trio(&v);
+                        rel3(fm, fv, NULL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+PT_TEST(fast_unary_leaky_clamp_sizes_and_misaligned) {
+    for (int di = 0; di < NELEM(FLOATS); di++) {
+        pt_dtype dt = FLOATS[di];
+        for (int si = 0; si < NELEM(FAST_SIZES); si++) {
+            for (int off = 0; off < 2; off++) {
+                for (int op = 0; op < PT_NUNOPS + 2; op++) {
+                    double lo = op < PT_NUNOPS && needs_positive((pt_unop)op) ? 0.1 : -3;
+                    trio a = make_trio(dt, 1, &FAST_SIZES[si], off, lo, 3, 0);
+                    pt_tensor *f = NULL, *s = NULL, *c = NULL, *fa = cpu_in(a.cpu);
+                    if (op < PT_NUNOPS) {
+                        PT_CHECK_OK(pt_unary(&f, (pt_unop)op, a.fast));
+                        PT_CHECK_OK(pt_unary(&s, (pt_unop)op, a.slow));
+                        PT_CHECK_OK(pt_unary(&c, (pt_unop)op, fa));
+                    } else if (op == PT_NUNOPS) {
+                        PT_CHECK_OK(pt_leaky_relu(&f, a.fast, 0.1));
+                        PT_CHECK_OK(pt_leaky_relu(&s, a.slow, 0.1));
+                        PT_CHECK_OK(pt_leaky_relu(&c, fa, 0.1));
+                    } else {
+                        PT_CHECK_OK(pt_clamp(&f, a.fast, -0.5, 0.7));
+                        PT_CHECK_OK(pt_clamp(&s, a.slow, -0.5, 0.7));
+                        PT_CHECK_OK(pt_clamp(&c, fa, -0.5, 0.7));
+                    }
+                    c = cpu_out(c, dt);
+                    char what[128];
+                    snprintf(what, sizeof what, "fast %s %s n=%lld offset %d",
+                             op < PT_NUNOPS ? pt_unop_name((pt_unop)op) : (op == PT_NUNOPS ? "leaky_relu" : "clamp"),
+                             pt_dtype_name(dt), (long long)FAST_SIZES[si], off);
+                    check3(what, f, s, c, tol_of(dt));
+                    free_trio(&a);
+                    pt_tensor_release(fa);
+                }
+            }
+        }
+    }
+}
+
+/* the *_bwd kernels are contiguous by contract (always the fast kernel below 2^31 elements): against
+ * the CPU, with misaligned inputs and sizes around the vector width */
+PT_TEST(fast_backward_kernels_sizes_and_misaligned) {
+    for (int di = 0; di < NELEM(FLOATS); di++) {
+        pt_dtype dt = FLOATS[di];
+        for (int si = 0; si < NELEM(FAST_SIZES); si++) {
+            for (int off = 0; off < 2; off++) {
+                for (int op = 0; op < PT_NUNOPS + 2; op++) {
+                    const char *kname = op < PT_NUNOPS ? "ew_unary_bwd" : (op == PT_NUNOPS ? "ew_leaky_bwd" : "ew_clamp_bwd");
+                    double lo = op < PT_NUNOPS && needs_positive((pt_unop)op) ? 0.1 : -3;
+                    trio x = make_trio(dt, 1, &FAST_SIZES[si], off, lo, 3, 0);
+                    trio g = make_trio(dt, 1, &FAST_SIZES[si], 1 - off, -1, 1, 0);
+                    pt_tensor *fx = cpu_in(x.cpu), *fg = cpu_in(g.cpu), *y = NULL, *gy = NULL, *fy = NULL;
+                    if (op < PT_NUNOPS) {
+                        PT_CHECK_OK(pt_unary(&y, (pt_unop)op, fx));
+                        y = cpu_out(y, dt);
+                        gy = up(y);
+                        fy = cpu_in(y);
+                    }
+                    int kop = op < PT_NUNOPS ? op : 0;
+                    pt_tensor *go = run_bwd(kname, kop, x.fast, gy, g.fast, op == PT_NUNOPS ? 0.1 : -0.5, 0.7);
+                    pt_tensor *co = cpu_out(run_bwd(kname, kop, fx, fy, fg, op == PT_NUNOPS ? 0.1 : -0.5, 0.7), dt);
+                    char what[128];
+                    snprintf(what, sizeof what, "fast %s %s %s n=%lld offset %d", kname,
+                             op < PT_NUNOPS ? pt_unop_name((pt_unop)op) : "", pt_dtype_name(dt),
+                             (long long)FAST_SIZES[si], off);
+                    compare(what, go, co, tol_of(dt));
+                    free_trio(&x);
+                    free_trio(&g);
+                    rel3(fx, fg, y);
+                    rel3(gy, fy, go);
+                    pt_tensor_release(co);
+                }
+            }
+        }
+    }
+}
+
+PT_TEST(fast_axpy_where_sizes_and_misaligned) {
+    for (int di = 0; di < NELEM(ALL); di++) {
+        pt_dtype dt = ALL[di];
+        for (int si = 0; si < NELEM(FAST_SIZES); si++) {
+            for (int off = 0; off < 2; off++) {
+                int64_t n = FAST_SIZES[si];
+                char what[128];
+                /* where(cond, a, b), all contiguous (cond at the other offset) */
+                trio cd = make_trio(PT_BOOL, 1, &n, 1 - off, 0, 1, 0);
+                trio a = make_trio(dt, 1, &n, off, -3, 3, 0), b = make_trio(dt, 1, &n, 0, -3, 3, 0);
+                pt_tensor *f = NULL, *s = NULL, *c = NULL, *fa = cpu_in(a.cpu), *fb = cpu_in(b.cpu);
+                PT_CHECK_OK(pt_where(&f, cd.fast, a.fast, b.fast));
+                PT_CHECK_OK(pt_where(&s, cd.slow, a.slow, b.slow));
+                PT_CHECK_OK(pt_where(&c, cd.cpu, fa, fb));
+                c = cpu_out(c, dt);
+                snprintf(what, sizeof what, "fast where %s n=%lld offset %d", pt_dtype_name(dt), (long long)n, off);
+                check3(what, f, s, c, 0);
+                rel3(fa, fb, NULL);
+                if (!pt_dtype_is_int(dt)) {
+                    /* out (contiguous, at offset off) += 0.3 * y with y [n] over [n], [n] over the rows of
+                     * [3, n], or [1] over [n] */
+                    for (int form = 0; form < 3; form++) {
+                        int64_t shp[2] = {3, n}, one[1] = {1};
+                        trio o = form == 1 ? make_trio(dt, 2, shp, off, -1, 1, 0) : make_trio(dt, 1, &n, off, -1, 1, 0);
+                        trio y = make_trio(dt, 1, form == 2 ? one : &n, form == 0 ? 0 : off, -1, 1, 0);
+                        pt_tensor *os = NULL, *co = NULL, *fy = cpu_in(y.cpu);
+                        PT_CHECK_OK(pt_tensor_to(&os, o.fast, dt, CUDA0, 1)); /* an aligned copy for the general kernel */
+                        PT_CHECK_OK(pt_tensor_to(&co, o.cpu, dt == PT_BF16 ? PT_F32 : dt, PT_CPU, 1));
+                        PT_CHECK_OK(pt_add_(o.fast, y.fast, 0.3));
+                        PT_CHECK_OK(pt_add_(os, y.slow, 0.3));
+                        PT_CHECK_OK(pt_add_(co, fy, 0.3));
+                        co = cpu_out(co, dt);
+                        snprintf(what, sizeof what, "fast axpy %s n=%lld form %d offset %d", pt_dtype_name(dt),
+                                 (long long)n, form, off);
+                        pt_tensor_retain(o.fast);
+                        check3(what, o.fast, os, co, tol_of(dt));
+                        free_trio(&o);
+                        free_trio(&y);
+                        pt_tensor_release(fy);
+                    }
+                }
+                free_trio(&cd);
+                free_trio(&a);
+                free_trio(&b);
+            }
+        }
+    }
+}
+
+PT_TEST(fast_contiguous_casts_and_copies) {
+    const pt_dtype FL[] = {PT_F32, PT_F64, PT_BF16, PT_F16};
+    for (int si = 0; si < NELEM(FAST_SIZES); si++) {
+        for (int off = 0; off < 2; off++) {
+            for (int sd = 0; sd < NELEM(FL); sd++) {
+                trio a = make_trio(FL[sd], 1, &FAST_SIZES[si], off, -300, 300, 0);
+                if (FAST_SIZES[si] > 4) { /* NaN, overflow to inf in the narrow types, a tie */
+                    PT_CHECK_OK(pt_tensor_set_flat(a.cpu, 1, NAN));
+                    PT_CHECK_OK(pt_tensor_set_flat(a.cpu, 2, 1e30));
+                    PT_CHECK_OK(pt_tensor_set_flat(a.cpu, 3, 2.5));
+                    pt_tensor *g = NULL;
+                    PT_CHECK_OK(pt_tensor_to(&g, a.cpu, FL[sd], CUDA0, 1));
+                    PT_CHECK_OK(pt_tensor_copy_(a.fast, g));
+                    PT_CHECK_OK(pt_tensor_copy_(a.slow, g));
+                    pt_tensor_release(g);
+                }
+                for (int dd = 0; dd < NELEM(FL); dd++) {
+                    pt_tensor *f = NULL, *s = NULL, *c = NULL;
+                    PT_CHECK_OK(pt_tensor_to(&f, a.fast, FL[dd], CUDA0, 1));
+                    PT_CHECK_OK(pt_tensor_to(&s, a.slow, FL[dd], CUDA0, 1));
+                    PT_CHECK_OK(pt_tensor_to(&c, a.cpu, FL[dd], PT_CPU, 1));
+                    char what[128];
+                    snprintf(what, sizeof what, "fast copy %s -> %s n=%lld offset %d", pt_dtype_name(FL[sd]),
+                             pt_dtype_name(FL[dd]), (long long)FAST_SIZES[si], off);
+                    same_bits(what, f, s);
+                    compare(what, f, c, 0);
+                    rel3(f, s, c);
+                }
+                free_trio(&a);
+            }
+        }
     }
 }
 

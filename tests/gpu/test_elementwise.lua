@@ -8,7 +8,9 @@
 -- integers, true for bools), so unwritten elements show. Error bound (METHOD.md): relative norm
 -- ||gpu - cpu|| / ||cpu|| within 1e-5 (f32), 1e-12 (f64), 1e-2 (bf16, whose oracle is f32 on the
 -- bf16 inputs, rounded once); exact for integers, bools, where, casts and fill; NaN only where the
--- CPU has NaN. Skips without a device. PROTEUS_GPU_TEST_DEVICE=cpu runs the suite against itself
+-- CPU has NaN. The fast_path_* tests run contiguous operands (aligned, one element off alignment, sizes
+-- around the vector widths) and strided views of the same values, and require the same values from both.
+-- Skips without a device. PROTEUS_GPU_TEST_DEVICE=cpu runs the suite against itself
 -- (checks the harness on a machine without a GPU).
 local pt = require "proteus"
 local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
@@ -280,6 +282,133 @@ function tests.fill_strided_views(T)
     g:transpose(1, 2):fill_(-3.7)
     c:transpose(1, 2):fill_(-3.7)
     compare("fill_ " .. dt, g, c, 0)
+  end
+end
+
+-- ---- the contiguous fast path (elementwise.cu k_fast, copy.cu k_cast_fast): contiguous operands at
+-- storage offset 0 or one element in (not 16-byte aligned), sizes around the vector widths, against the
+-- same values read through strided views (the general kernels: the same values required, exactly) and
+-- against the CPU within the usual bounds ----
+local FAST_SIZES = { 1, 3, 4, 7, 1023, 4097 }
+
+-- one set of values as: cpu (contiguous at offset off of its storage), fast (the same on DEV) and slow
+-- (on DEV, every other element of a shape..x2 storage: strided)
+local function trio(shape, dtype, lo, hi, minabs, off)
+  local n = numel(shape)
+  local base = rand({ n + off }, dtype, lo, hi, minabs)
+  local cpu = base:narrow(1, 1 + off, n):view(shape)
+  local fast = base:to(DEV):narrow(1, 1 + off, n):view(shape)
+  local wshape = {}
+  for i, s in ipairs(shape) do wshape[i] = s end
+  wshape[#shape + 1] = 2
+  local w = pt.zeros(wshape, { dtype = dtype })
+  w:select(#wshape, 1):copy_(cpu)
+  local slow = w:to(DEV):select(#wshape, 1)
+  assert(fast:is_contiguous() and not slow:is_contiguous() or n == 1)
+  return cpu, fast, slow
+end
+
+local function check3(T, what, fast, slow, cpu, tol)
+  G.same(T, what .. " (fast vs general kernel)", fast, slow)
+  compare(what, fast, cpu, tol)
+end
+
+function tests.fast_path_binary_unary_sizes_and_misaligned(T)
+  need_device(T)
+  local ops = { "add", "sub", "mul", "div", "pow", "maximum", "lt" }
+  local unops = { "neg", "exp", "tanh", "sigmoid", "sqrt", "relu", "square" }
+  for _, dt in ipairs(FLOATS) do
+    for _, n in ipairs(FAST_SIZES) do
+      for off = 0, 1 do
+        for _, op in ipairs(ops) do
+          local lo, hi, mb = ranges(op, dt)
+          local ca, fa, sa = trio({ n }, dt, lo, hi, 0, off)
+          local cb, fb, sb = trio({ n }, dt, lo, hi, mb, 0)
+          local want = M[op](oracle_in(ca), oracle_in(cb))
+          if dt == "bf16" and not CMP[op] then want = want:to("bf16") end
+          local what = string.format("fast %s %s n=%d offset %d", op, dt, n, off)
+          check3(T, what, M[op](fa, fb), M[op](sa, sb), want, CMP[op] and 0 or tol_of(dt))
+          for _, first in ipairs { false, true } do
+            local s = (op == "pow" and first) and 1.5 or 0.75
+            local got = first and M[op](s, fb) or M[op](fb, s)
+            local gen = first and M[op](s, sb) or M[op](sb, s)
+            want = first and M[op](s, oracle_in(cb)) or M[op](oracle_in(cb), s)
+            if dt == "bf16" and not CMP[op] then want = want:to("bf16") end
+            check3(T, what .. (first and " scalar first" or " scalar second"), got, gen, want,
+              CMP[op] and 0 or tol_of(dt))
+          end
+        end
+        for _, op in ipairs(unops) do
+          local ca, fa, sa = trio({ n }, dt, POSITIVE[op] and 0.1 or -3, 3, 0, off)
+          local want = M[op](oracle_in(ca))
+          if dt == "bf16" then want = want:to("bf16") end
+          check3(T, string.format("fast %s %s n=%d offset %d", op, dt, n, off), M[op](fa), M[op](sa), want, tol_of(dt))
+        end
+        local ca, fa, sa = trio({ n }, dt, -3, 3, 0, off)
+        local r = dt == "bf16" and "bf16" or dt
+        check3(T, string.format("fast leaky_relu %s n=%d offset %d", dt, n, off), fa:leaky_relu(0.1),
+          sa:leaky_relu(0.1), oracle_in(ca):leaky_relu(0.1):to(r), tol_of(dt))
+        check3(T, string.format("fast clamp %s n=%d offset %d", dt, n, off), fa:clamp(-0.5, 0.7), sa:clamp(-0.5, 0.7),
+          oracle_in(ca):clamp(-0.5, 0.7):to(r), tol_of(dt))
+        local cc, fc, sc = trio({ n }, "u8", 0, 1, 0, 1 - off)
+        local cb, fb, sb = trio({ n }, dt, -3, 3, 0, 0)
+        local cond_c, cond_f, cond_s = cc:gt(0), fc:gt(0), sc:gt(0)
+        check3(T, string.format("fast where %s n=%d offset %d", dt, n, off), pt.where(cond_f, fa, fb),
+          pt.where(cond_s, sa, sb), pt.where(cond_c, oracle_in(ca), oracle_in(cb)):to(dt), 0)
+      end
+    end
+  end
+end
+
+function tests.fast_path_row_broadcast_and_axpy(T)
+  need_device(T)
+  for _, dt in ipairs(FLOATS) do
+    for _, rc in ipairs { { 5, 8 }, { 3, 7 }, { 4, 1024 }, { 9, 1 } } do
+      for off = 0, 1 do
+        for _, op in ipairs { "add", "mul", "sub", "div" } do
+          local lo, hi, mb = ranges(op, dt)
+          local cm, fm, sm = trio(rc, dt, lo, hi, mb, 0)
+          local cv, fv, sv = trio({ rc[2] }, dt, lo, hi, mb, off)
+          local c1, f1, s1 = trio({ 1 }, dt, lo, hi, mb, off)
+          local what = string.format("fast %s %s [%d,%d] offset %d", op, dt, rc[1], rc[2], off)
+          local function want(x, y)
+            local w = M[op](oracle_in(x), oracle_in(y))
+            return dt == "bf16" and w:to("bf16") or w
+          end
+          check3(T, what .. " matrix op row", M[op](fm, fv), M[op](sm, sv), want(cm, cv), tol_of(dt))
+          check3(T, what .. " row op matrix", M[op](fv, fm), M[op](sv, sm), want(cv, cm), tol_of(dt))
+          check3(T, what .. " matrix op [1]", M[op](fm, f1), M[op](sm, s1), want(cm, c1), tol_of(dt))
+          check3(T, what .. " [1] op matrix", M[op](f1, fm), M[op](s1, sm), want(c1, cm), tol_of(dt))
+        end
+        -- add_ (axpy): out contiguous at offset off, y [C] over its rows, the same shape, or [1]
+        for form = 1, 3 do
+          local co, fo = trio(rc, dt, -1, 1, 0, off)
+          local yshape = form == 1 and { rc[2] } or (form == 2 and rc or { 1 })
+          local cy, fy, sy = trio(yshape, dt, -1, 1, 0, off)
+          local gen, want = fo:clone(), oracle_in(co):clone() -- before fo changes (on the CPU, co is fo)
+          want:add_(oracle_in(cy), 0.3)
+          fo:add_(fy, 0.3)
+          gen:add_(sy, 0.3)
+          check3(T, string.format("fast add_ %s [%d,%d] form %d offset %d", dt, rc[1], rc[2], form, off), fo, gen,
+            want:to(dt), tol_of(dt))
+        end
+      end
+    end
+  end
+end
+
+function tests.fast_path_contiguous_casts(T)
+  need_device(T)
+  local fl = { "f32", "f64", "bf16", "f16" }
+  for _, n in ipairs(FAST_SIZES) do
+    for off = 0, 1 do
+      for _, sd in ipairs(fl) do
+        local c, f, s = trio({ n }, sd, -300, 300, 0, off)
+        for _, dd in ipairs(fl) do
+          check3(T, string.format("fast cast %s -> %s n=%d offset %d", sd, dd, n, off), f:to(dd), s:to(dd), c:to(dd), 0)
+        end
+      end
+    end
   end
 end
 

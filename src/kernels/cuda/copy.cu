@@ -6,8 +6,11 @@
  *   k_copy_cast      any dtype pair: load to double, store with the CPU's conversion rules
  *                    (tensor.c pt_load/pt_store: bf16/f16 round to nearest even, integers saturate,
  *                    NaN -> 0 for integers, bool = value != 0)
+ *   k_cast_fast<S,D> both sides contiguous, S and D among f32 f64 bf16 f16 (S != D), n < 2^31:
+ *                    32-bit indices, 16-byte loads/stores when both pointers are 16-byte aligned
+ *                    (a one-at-a-time tail otherwise), k_copy_cast's conversion (pt_cast_ld/st)
  *   k_fill<W>        writes one W-byte pattern (converted once on the host) into a strided view
- * Both sides contiguous with one dtype -> cudaMemcpyAsync. Dims that are contiguous for both sides
+ * Both sides contiguous with one dtype -> cudaMemcpyAsync on the compute stream. Dims that are contiguous for both sides
  * are merged first, so most views run with ndim 1 or 2. Overlapping source and destination in one
  * storage go through a temporary (the CPU uses memmove there).
  * Tests: tests/gpu/test_elementwise.lua (copy_* cases), tests/c/test_cuda_elementwise.c.
@@ -67,12 +70,34 @@ __global__ void k_copy_same(pt_copy_geom g, typename pt_word<W>::t *dst, const t
     }
 }
 
+/* the float dtypes' conversions through double, shared by k_copy_cast and k_cast_fast */
+template <int DT> struct pt_cast_t;
+template <> struct pt_cast_t<PT_F32> { typedef float t; };
+template <> struct pt_cast_t<PT_F64> { typedef double t; };
+template <> struct pt_cast_t<PT_BF16> { typedef uint16_t t; };
+template <> struct pt_cast_t<PT_F16> { typedef uint16_t t; };
+
+template <int DT>
+__device__ __forceinline__ double pt_cast_ld(typename pt_cast_t<DT>::t v) {
+    if constexpr (DT == PT_F32 || DT == PT_F64) return v;
+    if constexpr (DT == PT_BF16) return pt_bf16_bits_to_f32(v);
+    if constexpr (DT == PT_F16) return __half2float(__ushort_as_half(v));
+}
+
+template <int DT>
+__device__ __forceinline__ typename pt_cast_t<DT>::t pt_cast_st(double v) {
+    if constexpr (DT == PT_F32) return (float)v;
+    if constexpr (DT == PT_F64) return v;
+    if constexpr (DT == PT_BF16) return pt_f32_to_bf16_bits((float)v);
+    if constexpr (DT == PT_F16) return pt_f32_to_f16_bits((float)v);
+}
+
 __device__ __forceinline__ double pt_load_any(const char *p, int64_t i, int dt) {
     switch (dt) {
-    case PT_F32: return ((const float *)p)[i];
-    case PT_F64: return ((const double *)p)[i];
-    case PT_BF16: return pt_bf16_bits_to_f32(((const uint16_t *)p)[i]);
-    case PT_F16: return __half2float(__ushort_as_half(((const uint16_t *)p)[i]));
+    case PT_F32: return pt_cast_ld<PT_F32>(((const float *)p)[i]);
+    case PT_F64: return pt_cast_ld<PT_F64>(((const double *)p)[i]);
+    case PT_BF16: return pt_cast_ld<PT_BF16>(((const uint16_t *)p)[i]);
+    case PT_F16: return pt_cast_ld<PT_F16>(((const uint16_t *)p)[i]);
     case PT_I64: return (double)((const long long *)p)[i];
     case PT_I32: return ((const int32_t *)p)[i];
     case PT_U16: return ((const uint16_t *)p)[i];
@@ -92,10 +117,10 @@ __device__ __forceinline__ long long pt_sat(double v, double lo, double hi) {
 
 __device__ __forceinline__ void pt_store_any(char *p, int64_t i, int dt, double v) {
     switch (dt) {
-    case PT_F32: ((float *)p)[i] = (float)v; break;
-    case PT_F64: ((double *)p)[i] = v; break;
-    case PT_BF16: ((uint16_t *)p)[i] = pt_f32_to_bf16_bits((float)v); break;
-    case PT_F16: ((uint16_t *)p)[i] = pt_f32_to_f16_bits((float)v); break;
+    case PT_F32: ((float *)p)[i] = pt_cast_st<PT_F32>(v); break;
+    case PT_F64: ((double *)p)[i] = pt_cast_st<PT_F64>(v); break;
+    case PT_BF16: ((uint16_t *)p)[i] = pt_cast_st<PT_BF16>(v); break;
+    case PT_F16: ((uint16_t *)p)[i] = pt_cast_st<PT_F16>(v); break;
     case PT_I64: ((long long *)p)[i] = pt_sat(v, -9223372036854775808.0, 9223372036854774784.0); break;
     case PT_I32: ((int32_t *)p)[i] = (int32_t)pt_sat(v, -2147483648.0, 2147483647.0); break;
     case PT_U16: ((uint16_t *)p)[i] = (uint16_t)pt_sat(v, 0, 65535); break;
@@ -111,6 +136,58 @@ __global__ void k_copy_cast(pt_copy_geom g, char *dst, int ddt, const char *src,
         pt_offs o = pt_offsets<2>(i, g.ndim, g.shape, g.sd, g.ss, g.ss);
         pt_store_any(dst, o.a, ddt, pt_load_any(src, o.b, sdt));
     }
+}
+
+/* contiguous cast between two float dtypes: 32-bit indices, V = 16 / (smaller element size) elements
+ * per step moved as 16-byte words over the first nvec elements (both pointers 16-byte aligned), the
+ * rest one at a time; the same conversion as k_copy_cast */
+template <int SDT, int DDT>
+__global__ void __launch_bounds__(PT_THREADS)
+    k_cast_fast(typename pt_cast_t<DDT>::t *dst, const typename pt_cast_t<SDT>::t *src, uint32_t n, uint32_t nvec) {
+    typedef typename pt_cast_t<SDT>::t S;
+    typedef typename pt_cast_t<DDT>::t D;
+    constexpr int V = 16 / (sizeof(S) < sizeof(D) ? sizeof(S) : sizeof(D));
+    const uint32_t t = blockIdx.x * blockDim.x + threadIdx.x, step = gridDim.x * blockDim.x;
+    for (uint32_t i = t * V; i < nvec; i += step * V) {
+        pt_pack<S, V> ps;
+        pt_pack<D, V> pd;
+        pt_pack_ld(ps, src + i);
+#pragma unroll
+        for (int j = 0; j < V; j++) pd.e[j] = pt_cast_st<DDT>(pt_cast_ld<SDT>(ps.e[j]));
+        pt_pack_st(dst + i, pd);
+    }
+    for (uint32_t i = nvec + t; i < n; i += step) dst[i] = pt_cast_st<DDT>(pt_cast_ld<SDT>(src[i]));
+}
+
+template <int SDT, int DDT>
+static void pt_launch_cast_fast(void *dst, const void *src, uint32_t n) {
+    typedef typename pt_cast_t<SDT>::t S;
+    typedef typename pt_cast_t<DDT>::t D;
+    constexpr uint32_t V = 16 / (sizeof(S) < sizeof(D) ? sizeof(S) : sizeof(D));
+    uint32_t nvec = pt_aligned16(dst) && pt_aligned16(src) ? n - n % V : 0;
+    k_cast_fast<SDT, DDT><<<pt_cuda_blocks((int64_t)(nvec / V) + (int64_t)(n - nvec), PT_THREADS), PT_THREADS, 0,
+                            pt_cuda_compute_stream()>>>((D *)dst, (const S *)src, n, nvec);
+}
+
+/* contiguous cast between f32, f64, bf16 and f16 with n < 2^31 on the fast kernel; false = not covered */
+static bool pt_cast_fast(void *dst, pt_dtype ddt, const void *src, pt_dtype sdt, int64_t n) {
+    if (n <= 0 || n > 2147483647LL) return false;
+#define PT_CF(S, D) \
+    if (sdt == S && ddt == D) { pt_launch_cast_fast<S, D>(dst, src, (uint32_t)n); return true; }
+    PT_CF(PT_F32, PT_BF16)
+    PT_CF(PT_BF16, PT_F32)
+    PT_CF(PT_F32, PT_F64)
+    PT_CF(PT_F64, PT_F32)
+    PT_CF(PT_BF16, PT_F64)
+    PT_CF(PT_F64, PT_BF16)
+    PT_CF(PT_F32, PT_F16)
+    PT_CF(PT_F16, PT_F32)
+    PT_CF(PT_F16, PT_F64)
+    PT_CF(PT_F64, PT_F16)
+    PT_CF(PT_BF16, PT_F16)
+    PT_CF(PT_F16, PT_BF16)
+#undef PT_CF
+    return false;
 }
 
 template <int W>
@@ -192,6 +269,15 @@ extern "C" pt_status pt_cuda_copy(pt_tensor *dst, const pt_tensor *src) {
         return PT_OK;
     }
 
+    void *dp = pt_tensor_data(dst);
+    const void *sp = pt_tensor_data(src);
+    if (contiguous && pt_cast_fast(dp, dst->dtype, sp, src->dtype, n)) {
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) return pt_cuda_fail(e, "k_cast_fast launch", __FILE__, __LINE__);
+        pt_cuda_launch_check("k_cast_fast");
+        return PT_OK;
+    }
+
     pt_copy_geom g;
     memset(&g, 0, sizeof g);
     g.ndim = dst->ndim;
@@ -202,8 +288,6 @@ extern "C" pt_status pt_cuda_copy(pt_tensor *dst, const pt_tensor *src) {
         g.ss[d] = src->stride[d];
     }
     pt_geom_collapse(&g);
-    void *dp = pt_tensor_data(dst);
-    const void *sp = pt_tensor_data(src);
     if (dst->dtype == src->dtype) {
         switch (es) {
         case 1: pt_launch_copy_same<1>(g, dp, sp); break;

@@ -107,4 +107,39 @@ __device__ __forceinline__ pt_offs pt_offsets(int64_t i, int ndim, const int64_t
 #define PT_GRID_LOOP(i, n) \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
+/* ---- 16-byte vector access (the contiguous fast paths of elementwise.cu and copy.cu) ----
+ * pt_pack<T, V>: V elements of T moved as whole uint4 words (V * sizeof(T) a multiple of 16), the
+ * elements read and written through e[] with compile-time indices so the pack stays in registers.
+ * The pointer must be 16-byte aligned (pt_aligned16 on the host). */
+template <typename T, int V>
+union pt_pack {
+    uint4 u[V * sizeof(T) / 16];
+    T e[V];
+};
+
+template <typename T, int V>
+__device__ __forceinline__ void pt_pack_ld(pt_pack<T, V> &p, const T *src) {
+#pragma unroll
+    for (int k = 0; k < (int)(V * sizeof(T) / 16); k++) p.u[k] = ((const uint4 *)src)[k];
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void pt_pack_st(T *dst, const pt_pack<T, V> &p) {
+#pragma unroll
+    for (int k = 0; k < (int)(V * sizeof(T) / 16); k++) ((uint4 *)dst)[k] = p.u[k];
+}
+
+/* V bytes (V = 2, 4, 8) as one word: the bool output / condition of a V-element chunk */
+template <int V> struct pt_bword;
+template <> struct pt_bword<2> { typedef uint16_t t; };
+template <> struct pt_bword<4> { typedef uint32_t t; };
+template <> struct pt_bword<8> { typedef uint2 t; };
+template <int V>
+union pt_bpack {
+    typename pt_bword<V>::t u;
+    uint8_t e[V];
+};
+
+static inline bool pt_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
 #endif

@@ -155,9 +155,6 @@ static pt_status ledger_score_on_device(pt_ledger *l, const int64_t *pos, int64_
     if (!st) {
         memcpy(nll, pt_tensor_data(nh), (size_t)n * sizeof *nll);
         st = pt_ledger_score_device_nll(l, pos, n, nll, rescale);
-        if (!st && rescale != 1.0)
-            for (int64_t i = 0; i < n; i++)
-                nll[i] *= rescale;
     }
     pt_tensor_release(tg);
     pt_tensor_release(tgd);

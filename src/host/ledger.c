@@ -240,9 +240,13 @@ pt_status pt_ledger_score_nll(pt_ledger *l, const int64_t *positions, int64_t n,
     return pt_ledger_commit_nll(l, "ledger.score_nll", positions, n, nll, rescale, 1);
 }
 
-pt_status pt_ledger_score_device_nll(pt_ledger *l, const int64_t *positions, int64_t n, const double *nll,
+pt_status pt_ledger_score_device_nll(pt_ledger *l, const int64_t *positions, int64_t n, double *nll,
                                      double rescale) {
-    return pt_ledger_commit_nll(l, "ledger.score", positions, n, nll, rescale, 0);
+    PT_TRY(pt_ledger_commit_nll(l, "ledger.score", positions, n, nll, rescale, 0));
+    if (rescale != 1.0)
+        for (int64_t i = 0; i < n; i++)
+            nll[i] *= rescale;
+    return PT_OK;
 }
 
 pt_status pt_ledger_targets(pt_ledger *l, const int64_t *positions, int64_t n, int64_t V, int64_t *targets) {

@@ -73,8 +73,9 @@ pt_status pt_ledger_score(pt_ledger *l, const int64_t *positions, int64_t n, con
 pt_status pt_ledger_targets(pt_ledger *l, const int64_t *positions, int64_t n, int64_t V, int64_t *targets);
 /* Commits NLLs that the ledger's binding computed from the caller's logits on their device against
  * pt_ledger_targets' targets (softcap as score, temperature 1): the ledger's own computation, moved to
- * the logits' device, so NOT counted as external; rescale as above. Nothing else may call it. */
-pt_status pt_ledger_score_device_nll(pt_ledger *l, const int64_t *positions, int64_t n, const double *nll,
+ * the logits' device, so NOT counted as external; rescale as above, and nll is left rescaled as
+ * accumulated (as score's nll_out). Nothing else may call it. */
+pt_status pt_ledger_score_device_nll(pt_ledger *l, const int64_t *positions, int64_t n, double *nll,
                                      double rescale);
 /* Scores n rows with NLLs the caller computed (counted in nll_external); rescale as above. */
 pt_status pt_ledger_score_nll(pt_ledger *l, const int64_t *positions, int64_t n, const double *nll,

@@ -97,7 +97,7 @@ static pt_status pt_fz_out(pt_tensor **out, const pt_tensor *t) {
 }
 
 /* ---------------- rms_norm ---------------- */
-static pt_status pt_rms_norm_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
+pt_status pt_rms_norm_backward(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     pt_tensor *x = node->saved[0], *rstd = node->saved[1], *gc = NULL;
     PT_FZ_FIND(pt_rmsnorm_kernel, k, "rms_norm_bwd", x->device, x->dtype);
     pt_status st = pt_fz_grad(g, x, &gc);
@@ -133,7 +133,7 @@ pt_status pt_rms_norm(pt_tensor **out, pt_tensor *x, double eps, double scale) {
     }
     pt_node *node = NULL;
     pt_tensor *sv[2] = {xc, rstd};
-    if (!st) st = pt_autograd_record(*out, "rms_norm", pt_rms_norm_bwd, 1, &x, 2, sv, &node);
+    if (!st) st = pt_autograd_record(*out, "rms_norm", pt_rms_norm_backward, 1, &x, 2, sv, &node);
     if (!st && node) node->f[0] = scale;
     pt_tensor_release(xc);
     pt_tensor_release(rstd);

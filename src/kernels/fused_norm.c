@@ -94,22 +94,6 @@ static pt_status pt_mix_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     return st;
 }
 
-/* node "mix_rms_norm" on h: input y; saved y, rstd; f[0] = scale */
-static pt_status pt_mix_norm_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
-    pt_tensor *y = node->saved[0], *rstd = node->saved[1], *gc = NULL;
-    PT_FN_FIND(pt_rmsnorm_kernel, k, "mix_rms_norm_bwd", y->device, y->dtype);
-    pt_status st = pt_fn_grad(g, y, &gc);
-    if (!st) st = pt_tensor_empty(&gin[0], y->dtype, y->device, y->ndim, y->shape);
-    if (!st && pt_tensor_numel(y) > 0) {
-        pt_rmsnorm_args a = {.n = pt_tensor_rows(y), .c = y->shape[y->ndim - 1], .scale = node->f[0],
-                             .x = pt_tensor_data(y), .rstd = pt_tensor_data(rstd), .g = pt_tensor_data(gc),
-                             .dx = pt_tensor_data(gin[0])};
-        st = k(&a);
-    }
-    pt_tensor_release(gc);
-    return st;
-}
-
 pt_status pt_mix_rms_norm(pt_tensor **y, pt_tensor **h, pt_tensor *x, pt_tensor *x0, pt_tensor *wx, pt_tensor *w0,
                           double eps, double scale, double x0_scale) {
     const char *op = "mix_rms_norm";
@@ -162,7 +146,7 @@ pt_status pt_mix_rms_norm(pt_tensor **y, pt_tensor **h, pt_tensor *x, pt_tensor 
     if (!st && node) node->f[0] = x0_scale;
     pt_tensor *sn[2] = {*y, rstd};
     node = NULL;
-    if (!st) st = pt_autograd_record(*h, "mix_rms_norm", pt_mix_norm_bwd, 1, y, 2, sn, &node);
+    if (!st) st = pt_autograd_record(*h, "mix_rms_norm", pt_rms_norm_backward, 1, y, 2, sn, &node);
     if (!st && node) node->f[0] = scale;
     pt_tensor_release(xc);
     pt_tensor_release(x0c);

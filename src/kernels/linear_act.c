@@ -29,9 +29,6 @@ static pt_status la_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
     const pt_dtype dt = x->dtype;
     pt_linear_act_kernel kb = (pt_linear_act_kernel)pt_kernel_find("linear_act_bwd", dev.type, dt);
     if (!kb) return pt_kernel_missing("linear_act_bwd", dev.type, dt);
-    pt_matmul_kernel mm = (pt_matmul_kernel)pt_kernel_find("matmul", dev.type, dt);
-    if (!mm) return pt_kernel_missing("matmul", dev.type, dt);
-    const int nx = pt_node_needs_grad(node, 0), nw = pt_node_needs_grad(node, 1);
     const int64_t M = pt_tensor_rows(x), K = x->shape[x->ndim - 1], N = w->shape[0];
     pt_status st = pt_tensor_to(&gt, g, dt, dev, 0);
     if (!st) st = pt_tensor_contiguous_raw(&gc, gt);
@@ -41,26 +38,10 @@ static pt_status la_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
                                 .h = pt_tensor_data(h), .g = pt_tensor_data(gc), .dh = pt_tensor_data(dh)};
         st = kb(&a);
     }
-    if (!st && nx) { /* dx = dh · W; nothing to sum when N = 0 */
-        if (M * K > 0 && N > 0) {
-            st = pt_tensor_empty(&gin[0], dt, dev, x->ndim, x->shape);
-            if (!st)
-                pt_matmul_2d(mm, M, K, N, pt_tensor_data(dh), 0, N, pt_tensor_data(w), 0, K, pt_tensor_data(gin[0]));
-        } else {
-            st = pt_tensor_zeros(&gin[0], dt, dev, x->ndim, x->shape);
-        }
-    }
-    if (!st && nw) { /* dW = dhᵀ · x; nothing to sum when M = 0 */
-        if (N * K > 0 && M > 0) {
-            st = pt_tensor_empty(&gin[1], dt, dev, 2, w->shape);
-            /* N = 1: dhᵀ is a row that pt_matmul passes untransposed (lda = M), as here */
-            if (!st)
-                pt_matmul_2d(mm, N, K, M, pt_tensor_data(dh), N > 1, N > 1 ? N : M, pt_tensor_data(x), 0, K,
-                             pt_tensor_data(gin[1]));
-        } else {
-            st = pt_tensor_zeros(&gin[1], dt, dev, 2, w->shape);
-        }
-    }
+    /* dx = dh · W, dW = dhᵀ · x: the matmul node's own backward for x · Wᵀ (same bits as unfused) */
+    if (!st)
+        st = pt_linear_backward(x, w, dh, pt_node_needs_grad(node, 0) ? &gin[0] : NULL,
+                                pt_node_needs_grad(node, 1) ? &gin[1] : NULL);
     pt_tensor_release(gt);
     pt_tensor_release(gc);
     pt_tensor_release(dh);

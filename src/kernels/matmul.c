@@ -240,29 +240,35 @@ done:
 }
 
 /* gA = g · Bᵀ, gB = Aᵀ · g on the promoted shapes, summed back to the input shapes. */
-static pt_status pt_matmul_wt_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
-    pt_tensor *a = node->inputs[0], *w = node->inputs[1];
+pt_status pt_linear_backward(pt_tensor *a, pt_tensor *w, pt_tensor *g, pt_tensor **da, pt_tensor **dw) {
     pt_tensor *t = NULL, *s = NULL, *af = NULL, *gf = NULL;
     pt_status st = PT_OK;
-    if (pt_node_needs_grad(node, 0)) { /* dA = g · W (the transpose of Wᵀ) */
+    if (da) { /* dA = g · W (the transpose of Wᵀ) */
         st = pt_matmul(&s, g, w);
-        if (!st) st = pt_reshape(&gin[0], s, a->ndim, a->shape);
+        if (!st) st = pt_reshape(da, s, a->ndim, a->shape);
         pt_tensor_release(s);
         s = NULL;
     }
-    if (!st && pt_node_needs_grad(node, 1)) { /* dW = gᵀ · A over the folded rows: [N, M] · [M, K] */
-        int64_t fa[2] = {-1, a->shape[a->ndim - 1]}, fg[2] = {-1, g->shape[g->ndim - 1]};
+    if (!st && dw) { /* dW = gᵀ · A over the folded rows: [N, M] · [M, K] */
+        /* explicit row counts, not -1: a reshape cannot infer a dim next to a zero-size one */
+        const int64_t rows = pt_tensor_rows(a);
+        int64_t fa[2] = {rows, a->shape[a->ndim - 1]}, fg[2] = {rows, g->shape[g->ndim - 1]};
         st = pt_reshape(&af, a, 2, fa);
         if (!st) st = pt_reshape(&gf, g, 2, fg);
         if (!st) st = pt_transpose(&t, gf, 0, 1);
         if (!st) st = pt_matmul(&s, t, af);
-        if (!st) st = pt_reshape(&gin[1], s, w->ndim, w->shape);
+        if (!st) st = pt_reshape(dw, s, w->ndim, w->shape);
     }
     pt_tensor_release(t);
     pt_tensor_release(s);
     pt_tensor_release(af);
     pt_tensor_release(gf);
     return st;
+}
+
+static pt_status pt_matmul_wt_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
+    return pt_linear_backward(node->inputs[0], node->inputs[1], g, pt_node_needs_grad(node, 0) ? &gin[0] : NULL,
+                              pt_node_needs_grad(node, 1) ? &gin[1] : NULL);
 }
 
 static pt_status pt_matmul_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {

@@ -42,6 +42,9 @@
 typedef enum { PT_CE_MEAN = 0, PT_CE_NONE = 1 } pt_ce_reduction;
 
 pt_status pt_rms_norm(pt_tensor **out, pt_tensor *x, double eps, double scale);
+/* The backward of an RMS-norm node: saved[0] = the normalised input x, saved[1] = rstd [rows], f[0] =
+ * scale; kernel "rms_norm_bwd". Also the backward of pt_mix_rms_norm's h node (pt_fused_norm.h). */
+pt_status pt_rms_norm_backward(pt_node *node, pt_tensor *g, pt_tensor **gin);
 pt_status pt_rotary(pt_tensor **out, pt_tensor *x, int64_t rotary_dims, double base, int64_t train_len,
                     int64_t offset);
 /* base' actually used for a sequence of length T (the NTK rule above); exposed for tests and logs. */

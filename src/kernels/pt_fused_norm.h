@@ -46,7 +46,7 @@ pt_status pt_rms_norm_rotary(pt_tensor **out, pt_tensor *x, pt_tensor *gain, dou
  * "mix_bwd":      g (dL/dy) -> dx = g⊙wx (g when wx is NULL), dx0 = fl(g·x0_scale)⊙w0,
  *                 dwx = Σ_rows g⊙x, dw0 = Σ_rows fl(g·x0_scale)⊙x0 (sums in f64, rows in order);
  *                 any of dx, dx0, dwx, dw0 may be NULL (not wanted)
- * "mix_rms_norm_bwd" (pt_rmsnorm_args, x = y): dx = scale·rstd·(g − y·rstd²·mean(g·y)) */
+ * h's backward is rms_norm's own (pt_rms_norm_backward, kernel "rms_norm_bwd" with x = y). */
 typedef struct {
     int64_t n, c;
     double eps, scale, x0_scale;

@@ -35,6 +35,12 @@ typedef struct {
 
 typedef void (*pt_matmul_kernel)(const pt_matmul_args *args);
 
+/* The backward of a linear layer out = A · Wᵀ (A [..., K], W [N, K], g [..., N]): *da = g · W and
+ * *dw = gᵀ · A over the folded rows, through pt_matmul (grad mode off; either pointer may be NULL: not
+ * wanted). The matmul node of x · W:transpose() and the fused linear ops (linear_act.c) share it, so
+ * their gradients are the same bits. */
+pt_status pt_linear_backward(pt_tensor *a, pt_tensor *w, pt_tensor *g, pt_tensor **da, pt_tensor **dw);
+
 /* One 2-d product through a "matmul" kernel (batch 1, no offsets; defined in matmul.c): out [m, n],
  * contiguous row-major, = op(a) · op(b) with a row-major [m, k] of leading dimension lda (ta = 0) or a
  * row-major [k, m] passed transposed (ta = 1), b likewise [k, n] (tb = 0) or [n, k] (tb = 1). All sizes

@@ -103,12 +103,17 @@ function testing.gradcheck(fn, inputs, opts)
   return true
 end
 
---- Max absolute difference between two tensors of the same shape (any dtypes, CPU).
+--- Max absolute difference between two tensors of the same shape (any dtypes, CPU). NaN on both sides
+--- counts as equal; NaN on one side only is an infinite difference (math.max would drop it).
 function testing.max_abs_diff(a, b)
   local x, y = flat(a:to("f64"):to("cpu")), flat(b:to("f64"):to("cpu"))
   assert(#x == #y, "max_abs_diff: sizes differ")
   local m = 0
-  for i = 1, #x do m = math.max(m, math.abs(x[i] - y[i])) end
+  for i = 1, #x do
+    local xn, yn = x[i] ~= x[i], y[i] ~= y[i]
+    if xn ~= yn then return math.huge end
+    if not xn then m = math.max(m, math.abs(x[i] - y[i])) end
+  end
   return m
 end
 

@@ -269,6 +269,15 @@ end
 -- CUDA graphs (cuda_graph = true): see the header
 -- ---------------------------------------------------------------------------------------------
 
+-- the step's Muon momentum from the schedule (if any), set on every Muon optimizer
+local function set_momentum(opts_list, schedule, ctx)
+  if not schedule then return end
+  local m = schedule(ctx)
+  for _, opt in ipairs(opts_list) do
+    if opt.kind == "Muon" then opt:set("momentum", m) end
+  end
+end
+
 -- What cuda_graph = true needs, checked before the first step (options first, so the messages are the
 -- same on any machine); dev is the parameters' device.
 local function graph_check(o, dev)
@@ -337,10 +346,6 @@ local function graph_runner(s, stop_nan)
       if s.reduce_grads then s.reduce_grads(s.all_params) end
       norm = optim.clip_grad_norm(s.all_params, s.clip, clip_opts)
     end
-    if not pt.is_tensor(norm) then
-      fail("cuda_graph = true needs optim.clip_grad_norm(params, max_norm, {device = true}) to return the norm as "
-        .. "a 0-d device tensor (device-side clipping, no host read); this proteus.optim returned a %s", type(norm))
-    end
     for _, opt in ipairs(s.opts_list) do opt:apply() end
     return loss:detach(), norm
   end
@@ -371,12 +376,7 @@ local function graph_runner(s, stop_nan)
       xs[k]:copy_(x)
       ys[k]:copy_(y)
     end
-    if s.momentum_schedule then
-      local m = s.momentum_schedule(ctx)
-      for _, opt in ipairs(s.opts_list) do
-        if opt.kind == "Muon" then opt:set("momentum", m) end
-      end
-    end
+    set_momentum(s.opts_list, s.momentum_schedule, ctx)
     -- all = true: every parameter will have a gradient when apply() runs (the step drops them first)
     for _, opt in ipairs(s.opts_list) do opt:prepare(lr_mul, { all = true }) end
     local loss_t, norm_t
@@ -551,12 +551,7 @@ function train.run(o)
       norm = optim.clip_grad_norm(all_params, clip)
     end
     if check and not finite(norm) then stop_nan("the gradient norm", norm) end
-    if o.momentum_schedule then
-      local m = o.momentum_schedule(ctx)
-      for _, opt in ipairs(opts_list) do
-        if opt.kind == "Muon" then opt:set("momentum", m) end
-      end
-    end
+    set_momentum(opts_list, o.momentum_schedule, ctx)
     for _, opt in ipairs(opts_list) do opt:step(lr_mul) end
     for _, opt in ipairs(opts_list) do opt:zero_grad() end
     model:zero_grad()

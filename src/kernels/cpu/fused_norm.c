@@ -1,5 +1,5 @@
 /* cpu/fused_norm.c — CPU kernels of the fused RMS-norm prologues (signatures and math in
- * pt_fused_norm.h): mix_rms_norm, mix_bwd, mix_rms_norm_bwd, rms_norm_rotary, rms_norm_rotary_bwd,
+ * pt_fused_norm.h): mix_rms_norm, mix_bwd, rms_norm_rotary, rms_norm_rotary_bwd,
  * for f32 and f64. The oracle of cuda/fused_norm.cu.
  *
  * Bitwise contract: every value is rounded where the unfused composition rounds it — products and sums
@@ -59,8 +59,6 @@ PT_REGISTER_KERNEL(mix_rms_norm, PT_DEV_CPU, PT_F32, mix_rms_norm_f32)
 PT_REGISTER_KERNEL(mix_rms_norm, PT_DEV_CPU, PT_F64, mix_rms_norm_f64)
 PT_REGISTER_KERNEL(mix_bwd, PT_DEV_CPU, PT_F32, mix_bwd_f32)
 PT_REGISTER_KERNEL(mix_bwd, PT_DEV_CPU, PT_F64, mix_bwd_f64)
-PT_REGISTER_KERNEL(mix_rms_norm_bwd, PT_DEV_CPU, PT_F32, mix_rms_norm_bwd_f32)
-PT_REGISTER_KERNEL(mix_rms_norm_bwd, PT_DEV_CPU, PT_F64, mix_rms_norm_bwd_f64)
 PT_REGISTER_KERNEL(rms_norm_rotary, PT_DEV_CPU, PT_F32, rms_norm_rotary_f32)
 PT_REGISTER_KERNEL(rms_norm_rotary, PT_DEV_CPU, PT_F64, rms_norm_rotary_f64)
 PT_REGISTER_KERNEL(rms_norm_rotary_bwd, PT_DEV_CPU, PT_F32, rms_norm_rotary_bwd_f32)
@@ -147,23 +145,6 @@ static pt_status FN(mix_bwd)(const pt_mixnorm_args *a) {
                 if (dw0) dw0[j0 + j] = (real)a0[j];
             }
         }
-    }
-    return PT_OK;
-}
-
-/* rms_norm's backward (cpu/fused_tmpl.h's expressions): dx = scale·r·(g − x·r²·mean(g·x)) */
-static pt_status FN(mix_rms_norm_bwd)(const pt_rmsnorm_args *a) {
-    const real *x = a->x, *g = a->g, *rs = a->rstd;
-    real *dx = a->dx;
-    const int64_t n = a->n, c = a->c;
-#pragma omp parallel for if (n * c > PT_FNORM_OMP_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        const real *xi = x + i * c, *gi = g + i * c;
-        real *di = dx + i * c;
-        double r = rs[i], dot = 0;
-        for (int64_t j = 0; j < c; j++) dot += (double)gi[j] * (double)xi[j];
-        double m = dot * r * r / (double)c, sr = a->scale * r;
-        for (int64_t j = 0; j < c; j++) di[j] = (real)(sr * ((double)gi[j] - (double)xi[j] * m));
     }
     return PT_OK;
 }

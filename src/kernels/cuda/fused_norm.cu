@@ -7,7 +7,8 @@
  *   mix_bwd               dx, dx0: thread per element (vectorised like the forward); dwx, dw0: column
  *                         partial sums over row chunks (thread per column, coalesced), then one ordered
  *                         sum per column — no atomics, the same bits on every run
- *   mix_rms_norm_bwd      block per row (rms_norm's backward with the saved 1/rms), vectorised
+ *   rms_norm_bwd (bf16)   block per row, vectorised: the backward of mix_rms_norm's h node (the node is
+ *                         rms_norm's own, pt_rms_norm_backward) for bf16; f32/f64 are cuda/fused.cu's
  *   rms_norm_rotary       warp per (b, t, h) row: sum of squares by shuffles, cos/sin from a [T, r/2]
  *                         table computed once per call (in the math type, like the CPU), gain per head
  *   rms_norm_rotary_bwd   warp per row: ×gain, inverse rotation, rms_norm backward (the rotated
@@ -318,7 +319,7 @@ static pt_status cu_mix_rms_norm_bwd(const pt_rmsnorm_args *a) {
         k_mix_rms_norm_bwd<T, V><<<(unsigned)a->n, pt_fn_row_threads(a->c, V), 0, pt_cuda_compute_stream()>>>(*a);
     else
         k_mix_rms_norm_bwd<T, 1><<<(unsigned)a->n, pt_fn_row_threads(a->c, 1), 0, pt_cuda_compute_stream()>>>(*a);
-    return pt_fn_done("mix_rms_norm_bwd");
+    return pt_fn_done("rms_norm_bwd");
 }
 
 /* ---------------------------------------------------------------- rms_norm + rotary (+ gain) */
@@ -486,17 +487,18 @@ template <typename T> static pt_status cu_rms_norm_rotary_bwd(const pt_normrot_a
 #define PT_FN_REG(SFX, T, DT)                                                                                   \
     static pt_status cu_mix_rms_norm_##SFX(const pt_mixnorm_args *a) { return cu_mix_rms_norm<T>(a); }          \
     static pt_status cu_mix_bwd_##SFX(const pt_mixnorm_args *a) { return cu_mix_bwd<T>(a); }                    \
-    static pt_status cu_mix_rms_norm_bwd_##SFX(const pt_rmsnorm_args *a) { return cu_mix_rms_norm_bwd<T>(a); }  \
     static pt_status cu_rms_norm_rotary_##SFX(const pt_normrot_args *a) { return cu_rms_norm_rotary<T>(a); }    \
     static pt_status cu_rms_norm_rotary_bwd_##SFX(const pt_normrot_args *a) {                                   \
         return cu_rms_norm_rotary_bwd<T>(a);                                                                   \
     }                                                                                                           \
     PT_REGISTER_KERNEL(mix_rms_norm, PT_DEV_CUDA, DT, cu_mix_rms_norm_##SFX)                                    \
     PT_REGISTER_KERNEL(mix_bwd, PT_DEV_CUDA, DT, cu_mix_bwd_##SFX)                                              \
-    PT_REGISTER_KERNEL(mix_rms_norm_bwd, PT_DEV_CUDA, DT, cu_mix_rms_norm_bwd_##SFX)                            \
     PT_REGISTER_KERNEL(rms_norm_rotary, PT_DEV_CUDA, DT, cu_rms_norm_rotary_##SFX)                              \
     PT_REGISTER_KERNEL(rms_norm_rotary_bwd, PT_DEV_CUDA, DT, cu_rms_norm_rotary_bwd_##SFX)
 
 PT_FN_REG(f32, float, PT_F32)
 PT_FN_REG(f64, double, PT_F64)
 PT_FN_REG(bf16, pt_bf16, PT_BF16)
+/* rms_norm_bwd for bf16 (cuda/fused.cu registers f32 and f64) */
+static pt_status cu_rms_norm_bwd_bf16(const pt_rmsnorm_args *a) { return cu_mix_rms_norm_bwd<pt_bf16>(a); }
+PT_REGISTER_KERNEL(rms_norm_bwd, PT_DEV_CUDA, PT_BF16, cu_rms_norm_bwd_bf16)

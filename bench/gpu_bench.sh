@@ -64,9 +64,7 @@ DATE=$(date -u +%Y-%m-%d\ %H:%MZ)
 export PYTHONUNBUFFERED=1
 
 # ---- the Python with torch (CUDA-capable on the GPU)
-pyenv=()
-if [ -n "${PT_PYTHON_LD_LIBRARY_PATH+x}" ]; then pyenv=(env "LD_LIBRARY_PATH=$PT_PYTHON_LD_LIBRARY_PATH"); fi
-PY="" TORCH_NOTE="" TORCH_ARG=torch=1
+PY="" TORCH_NOTE="" TORCH_ARG=torch=1 pyenv=()
 if [ "$DEVICE" = cuda ]; then
   probe='import torch; assert torch.cuda.is_available(), "torch.cuda.is_available() is False"; print(torch.__version__)'
 else
@@ -75,16 +73,8 @@ fi
 if [ "${TORCH:-1}" = 0 ]; then
   TORCH_NOTE="TORCH=0"
 else
-  for cand in "${PROTEUS_TEST_PYTHON:-}" "$(command -v python3 || true)" /opt/torch/.venv/bin/python3 /usr/bin/python3; do
-    [ -n "$cand" ] && [ -x "$cand" ] || continue
-    if v=$("${pyenv[@]}" "$cand" -c "$probe" 2>&1); then
-      PY=$cand
-      TORCH_NOTE="PyTorch ${v##*$'\n'} ($cand)"
-      break
-    else
-      TORCH_NOTE="$TORCH_NOTE${TORCH_NOTE:+; }$cand: $(echo "$v" | tail -n 1)"
-    fi
-  done
+  # shellcheck source=bench/find_torch.sh
+  . "$(dirname "$0")/find_torch.sh" "$probe"
 fi
 if [ -z "$PY" ]; then
   echo "gpu_bench.sh: PyTorch$([ "$DEVICE" = cuda ] && echo ' with CUDA') NOT FOUND — its columns stay empty (${TORCH_NOTE:-no python3 found})"

@@ -35,19 +35,8 @@ fi
 
 # PT_PYTHON_LD_LIBRARY_PATH (set by scripts/device_check.sh): the library path Python must run with
 # (without the directory of proteus's carried libraries)
-pyenv=()
-if [ -n "${PT_PYTHON_LD_LIBRARY_PATH+x}" ]; then pyenv=(env "LD_LIBRARY_PATH=$PT_PYTHON_LD_LIBRARY_PATH"); fi
-PY="" TORCH_NOTE=""
-for cand in "${PROTEUS_TEST_PYTHON:-}" "$(command -v python3 || true)" /opt/torch/.venv/bin/python3 /usr/bin/python3; do
-  [ -n "$cand" ] && [ -x "$cand" ] || continue
-  if v=$("${pyenv[@]}" "$cand" -c 'import torch; assert torch.cuda.is_available(), "torch.cuda.is_available() is False"; print(torch.__version__)' 2>&1); then
-    PY=$cand
-    TORCH_NOTE="PyTorch ${v##*$'\n'} ($cand)"
-    break
-  else
-    TORCH_NOTE="$TORCH_NOTE${TORCH_NOTE:+; }$cand: $(echo "$v" | tail -n 1)"
-  fi
-done
+# shellcheck source=bench/find_torch.sh
+. "$(dirname "$0")/find_torch.sh" 'import torch; assert torch.cuda.is_available(), "torch.cuda.is_available() is False"; print(torch.__version__)'
 TORCH_ARG=torch=1
 if [ -z "$PY" ]; then
   echo "run_gpu.sh: PyTorch with CUDA NOT FOUND — the PyTorch column stays empty (${TORCH_NOTE:-no python3 found})"

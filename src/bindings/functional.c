@@ -94,15 +94,26 @@ static int l_rms_norm(lua_State *L) {
     return fl_push(L, pt_rms_norm(&out, x, eps, scale), &out);
 }
 
+/* the rope option table at index i (F.rotary and F.rms_norm_rotary): {dims, base, train_len, offset} */
+typedef struct {
+    int64_t dims, train_len, offset;
+    double base;
+} fl_rope;
+static fl_rope fl_rope_opts(lua_State *L, int i, const char *fn) {
+    static const char *const keys[] = {"dims", "base", "train_len", "offset", NULL};
+    fl_check_keys(L, i, fn, keys);
+    fl_rope r; /* read in this order, so the first bad option is the one named */
+    r.dims = fl_opt_integer(L, i, "dims", 0, 0);
+    r.base = fl_opt_number(L, i, "base", 10000.0, 10000.0);
+    r.train_len = fl_opt_integer(L, i, "train_len", 1024, 0);
+    r.offset = fl_opt_integer(L, i, "offset", 0, 0);
+    return r;
+}
+
 static int l_rotary(lua_State *L) {
     pt_tensor *x = pt_lua_check_tensor(L, 1), *out = NULL;
-    static const char *const keys[] = {"dims", "base", "train_len", "offset", NULL};
-    fl_check_keys(L, 2, "rotary", keys);
-    int64_t dims = fl_opt_integer(L, 2, "dims", 0, 0);
-    double base = fl_opt_number(L, 2, "base", 10000.0, 10000.0);
-    int64_t train_len = fl_opt_integer(L, 2, "train_len", 1024, 0);
-    int64_t offset = fl_opt_integer(L, 2, "offset", 0, 0);
-    return fl_push(L, pt_rotary(&out, x, dims, base, train_len, offset), &out);
+    fl_rope r = fl_rope_opts(L, 2, "rotary");
+    return fl_push(L, pt_rotary(&out, x, r.dims, r.base, r.train_len, r.offset), &out);
 }
 
 /* F.mix_rms_norm(x, x0, wx, w0 [, eps [, scale [, x0_scale]]]) -> y, h */
@@ -121,15 +132,10 @@ static int l_mix_rms_norm(lua_State *L) {
 /* F.rms_norm_rotary(x [, rope [, gain [, eps]]]): rope is F.rotary's option table (same defaults) */
 static int l_rms_norm_rotary(lua_State *L) {
     pt_tensor *x = pt_lua_check_tensor(L, 1), *out = NULL;
-    static const char *const keys[] = {"dims", "base", "train_len", "offset", NULL};
-    fl_check_keys(L, 2, "rms_norm_rotary", keys);
-    int64_t dims = fl_opt_integer(L, 2, "dims", 0, 0);
-    double base = fl_opt_number(L, 2, "base", 10000.0, 10000.0);
-    int64_t train_len = fl_opt_integer(L, 2, "train_len", 1024, 0);
-    int64_t offset = fl_opt_integer(L, 2, "offset", 0, 0);
+    fl_rope r = fl_rope_opts(L, 2, "rms_norm_rotary");
     pt_tensor *gain = lua_isnoneornil(L, 3) ? NULL : pt_lua_check_tensor(L, 3);
     double eps = luaL_optnumber(L, 4, PT_RMS_NORM_EPS);
-    return fl_push(L, pt_rms_norm_rotary(&out, x, gain, eps, dims, base, train_len, offset), &out);
+    return fl_push(L, pt_rms_norm_rotary(&out, x, gain, eps, r.dims, r.base, r.train_len, r.offset), &out);
 }
 
 static int l_attention(lua_State *L) {

@@ -149,6 +149,23 @@ __device__ __forceinline__ void pt_fa_zero(float f[N][4]) {
 }
 
 /* ---------------------------------------------------------------- forward */
+
+/* Step j of a K/V tile loop over nkv tiles, double-buffered: starts copying tile j+1 into the other
+ * buffer (when there is one), waits for tile j (buffer cur), then the block barrier. */
+template <int D>
+__device__ __forceinline__ void pt_fa_next_kv(uint16_t *sK, uint16_t *sV, int cur, const uint16_t *K,
+                                              const uint16_t *V, int64_t ldk, int j, int nkv, int T) {
+    constexpr int TILE = PT_FA_BN * (D + PT_FA_PAD);
+    if (j + 1 < nkv) {
+        pt_fa_load_tile<D>(sK + (cur ^ 1) * TILE, K, ldk, (j + 1) * PT_FA_BN, T);
+        pt_fa_load_tile<D>(sV + (cur ^ 1) * TILE, V, ldk, (j + 1) * PT_FA_BN, T);
+        pt_mma_commit();
+        pt_mma_wait<1>();
+    } else {
+        pt_mma_wait<0>();
+    }
+    __syncthreads();
+}
 template <int D>
 __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_fwd(pt_fa_params p) {
     constexpr int LD = D + PT_FA_PAD, TILE = PT_FA_BN * LD;
@@ -176,15 +193,7 @@ __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_fwd(pt_fa_params p) {
     const int nkv = qt + 1;
     for (int j = 0; j < nkv; j++) {
         const int cur = j & 1;
-        if (j + 1 < nkv) {
-            pt_fa_load_tile<D>(sK + (cur ^ 1) * TILE, K, ldk, (j + 1) * PT_FA_BN, T);
-            pt_fa_load_tile<D>(sV + (cur ^ 1) * TILE, V, ldk, (j + 1) * PT_FA_BN, T);
-            pt_mma_commit();
-            pt_mma_wait<1>();
-        } else {
-            pt_mma_wait<0>();
-        }
-        __syncthreads();
+        pt_fa_next_kv<D>(sK, sV, cur, K, V, ldk, j, nkv, T);
         if (j == 0) pt_fa_load_a<D>(qf, sQ, warp * 16, LD);
 
         float s[PT_FA_BN / 8][4];
@@ -398,15 +407,7 @@ __global__ void __launch_bounds__(PT_FA_THREADS) k_fa_bwd_q(pt_fa_params p) {
     const int nkv = qt + 1;
     for (int j = 0; j < nkv; j++) {
         const int cur = j & 1;
-        if (j + 1 < nkv) {
-            pt_fa_load_tile<D>(sK + (cur ^ 1) * TILE, K, ldk, (j + 1) * PT_FA_BN, T);
-            pt_fa_load_tile<D>(sV + (cur ^ 1) * TILE, V, ldk, (j + 1) * PT_FA_BN, T);
-            pt_mma_commit();
-            pt_mma_wait<1>();
-        } else {
-            pt_mma_wait<0>();
-        }
-        __syncthreads();
+        pt_fa_next_kv<D>(sK, sV, cur, K, V, ldk, j, nkv, T);
         if (j == 0) {
             pt_fa_load_a<D>(qf, sQ, warp * 16, LD);
             pt_fa_load_a<D>(of, sO, warp * 16, LD);

@@ -20,7 +20,8 @@
 #include <errno.h>    /* errno, EINTR */
 #include <lauxlib.h>  /* luaL_loadbuffer, luaL_Buffer */
 #include <locale.h>   /* setlocale: libedit needs LC_CTYPE for non-ASCII input */
-#include <signal.h>   /* sigaction */
+#include <poll.h>     /* ppoll */
+#include <signal.h>   /* sigaction, sigprocmask, sigpending */
 #include <stdio.h>    /* getline, fputs */
 #include <stdlib.h>   /* malloc, free, getenv */
 #include <string.h>   /* strlen, strcmp */
@@ -51,21 +52,57 @@ static void pt_repl_prompt_sigint(int sig) {
     pt_repl_prompt_int = 1;
 }
 
+/* Waits until a key can be read. Returns 1 when one can, 0 when a Ctrl-C came first (the
+ * handler has then set pt_repl_prompt_int), -1 on an error. SIGINT is blocked except inside
+ * ppoll, and a pending one is looked for before the key is taken: the terminal raises SIGINT
+ * when it receives ^C, before the keys typed after it arrive, so a key typed after Ctrl-C always
+ * starts the next line (a plain read() would return such a key with the signal still pending
+ * when the process is slow to run, and the key would be dropped with the interrupted line). */
+static int pt_repl_wait_key(int fd) {
+    sigset_t intr, orig, pending;
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    sigprocmask(SIG_BLOCK, &intr, &orig);
+    int r;
+    for (;;) {
+        sigpending(&pending);
+        if (pt_repl_prompt_int || sigismember(&pending, SIGINT)) {
+            r = 0;
+            break;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+        int n = ppoll(&p, 1, NULL, &orig); /* SIGINT can arrive only while waiting here */
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = -1;
+            break;
+        }
+        sigpending(&pending);
+        r = sigismember(&pending, SIGINT) ? 0 : 1;
+        break;
+    }
+    sigprocmask(SIG_SETMASK, &orig, NULL); /* a pending SIGINT runs the handler here */
+    return r;
+}
+
 /* libedit input function: one character per call, decoded from UTF-8 when the locale is
- * multibyte. A Ctrl-C (read interrupted by our handler) ends the line with '\n'; the REPL then
- * sees pt_repl_prompt_int and drops it. */
+ * multibyte. A Ctrl-C ends the line with '\n'; the REPL then sees pt_repl_prompt_int and drops
+ * it. */
 static int pt_repl_getc(FILE *f) {
     int fd = fileno(f);
     unsigned char b[4];
     for (;;) {
+        int w = pt_repl_wait_key(fd);
+        if (w == 0)
+            return '\n';
+        if (w < 0)
+            return EOF;
         ssize_t n = read(fd, b, 1);
         if (n == 1)
             break;
-        if (n < 0 && errno == EINTR) {
-            if (pt_repl_prompt_int)
-                return '\n';
+        if (n < 0 && errno == EINTR)
             continue;
-        }
         return EOF;
     }
     int len = 1, cp = b[0];

@@ -77,8 +77,9 @@ wait_for "Tab completes string.rev to string.reverse" '^cba$'
 
 T send-keys -t "$S" -l 'dropped_by_ctrl_c + '
 sleep 0.3
-T send-keys -t "$S" C-c
-send '"after " .. "ctrl-c"'
+# ^C and the next line in one send-keys: they reach the terminal together, so the REPL wakes with
+# keys to read and SIGINT pending at once; the keys after ^C must start a new line, not be dropped
+T send-keys -t "$S" C-c '"after " .. "ctrl-c"' Enter
 wait_for "Ctrl-C at the prompt drops the line" '^after ctrl-c$'
 n=$((n + 1))
 if [ "$(count 'dropped_by_ctrl_c')" -le 1 ] && ! pane | grep -q "attempt to perform arithmetic"; then

@@ -1045,7 +1045,8 @@ function Optimizer:apply() end
 --- Drops every parameter's gradient.
 function Optimizer:zero_grad() end
 
---- Sets a hyper-parameter on every group, e.g. opt:set("momentum", 0.95).
+--- Sets a hyper-parameter on every group, e.g. opt:set("momentum", 0.95); a name that is not one of the
+--- optimizer's hyper-parameters is an error naming the nearest one.
 ---@param key string
 ---@param value any
 function Optimizer:set(key, value) end

@@ -425,4 +425,30 @@ tests.muon_rejects_vectors_and_bad_options = function(T)
   T.raises(function() optim.Adam { params = { p }, lr = 0.1, weight_decay = 0.1 } end, "use optim.AdamW")
 end
 
+-- a misspelt hyper-parameter, an optimizer-level option inside a group, foreach on SGD (no multi-tensor
+-- path) and batched on a non-Muon optimizer are errors that name the key; opt:set checks its key too
+tests.option_names_are_checked = function(T)
+  local p = pt.zeros({ 2, 3 })
+  T.raises(function() optim.AdamW { params = { p }, lr = 0.1, weight_decy = 0.1 } end,
+    "optim.AdamW: unknown option 'weight_decy' (did you mean 'weight_decay'?)")
+  T.raises(function() optim.Muon { groups = { { params = { p }, lr = 0.1, nsteps = 4 } } } end,
+    "unknown option 'nsteps' in group 1 (did you mean 'ns_steps'?)")
+  T.raises(function() optim.AdamW { groups = { { params = { p }, lr = 0.1, foreach = false } } } end,
+    "group 1 sets foreach, an option of the whole optimizer")
+  T.raises(function() optim.AdamW { groups = { p } } end, "group 1 is a userdata")
+  T.raises(function() optim.SGD { params = { p }, lr = 0.1, foreach = true } end,
+    "SGD has no multi-tensor path")
+  T.raises(function() optim.AdamW { params = { p }, lr = 0.1, batched = false } end, "batched")
+  T.eq(optim.SGD { params = { p }, lr = 0.1 }.foreach, false)
+  T.eq(optim.Muon { params = { p }, lr = 0.1, batched = false }.batched, false)
+  -- a group may give lr alone (no top-level lr), and Muon's nil-default options are known
+  local m = optim.Muon { groups = { { params = { p }, lr = 0.1, factor = 2, ns_steps = 3 } } }
+  T.eq(m.groups[1].factor, 2)
+  m:set("momentum", 0.5)
+  T.eq(m.groups[1].momentum, 0.5)
+  m:set("factor", 1.5)
+  T.eq(m.groups[1].factor, 1.5)
+  T.raises(function() m:set("momentun", 0.9) end, "optim.Muon:set: no option 'momentun' (did you mean 'momentum'?)")
+end
+
 return tests

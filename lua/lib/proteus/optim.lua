@@ -28,6 +28,9 @@
 -- state[k] = per-parameter state (k = position of the parameter counting through the groups in
 -- order), so state_dict()/load_state_dict() are a table copy. Each group's lr is multiplied by the
 -- lr_mul given to step() (the schedule's output, proteus.schedule).
+-- Option names are checked: a key that is not a hyper-parameter of that optimizer (at the top level, in
+-- a group, or in opt:set) is an error naming the nearest one; foreach is refused by SGD (it has no
+-- multi-tensor path) and batched by everything but Muon.
 -- The update math runs in C (proteus._optim, src/kernels/pt_optim.h has the exact formulas and the
 -- bf16 rounding rules of Muon). Parameters and states are f32; params with no .grad are skipped.
 -- Tests: tests/lua/test_optim.lua (against PyTorch via tests/reference/optim_ref.py),
@@ -88,10 +91,35 @@ end
 
 -- options of the optimizer itself, never copied into groups (so state dicts keep their format)
 local OPTIMIZER_LEVEL = { foreach = true, batched = true }
+local nearest = require("proteus.config").nearest
 
--- Builds optimizer groups from cfg (cfg.params or cfg.groups) over the defaults; checks each param.
-local function make_groups(kind, cfg, defaults)
+-- the option names a group takes: lr, the defaults' keys and `also` (options whose default is nil)
+local function group_keys(defaults, also)
+  local set, keys = { lr = true }, {}
+  for k in pairs(defaults) do set[k] = true end
+  for _, k in ipairs(also or {}) do set[k] = true end
+  for k in pairs(set) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+local function check_key(kind, where, k, keys, extra)
+  for _, n in ipairs(keys) do if n == k then return end end
+  for _, n in ipairs(extra) do if n == k then return end end
+  local all = {}
+  for _, n in ipairs(keys) do all[#all + 1] = n end
+  for _, n in ipairs(extra) do all[#all + 1] = n end
+  error(string.format("optim.%s: unknown option '%s'%s (did you mean '%s'?); the options are: %s", kind,
+    tostring(k), where, nearest(tostring(k), all), table.concat(all, ", ")), 4)
+end
+
+-- Builds optimizer groups from cfg (cfg.params or cfg.groups) over the defaults; checks each param and
+-- every option name (a misspelt hyper-parameter is an error, not a silently kept default). `also` names
+-- group options whose default is nil.
+local function make_groups(kind, cfg, defaults, also)
   if type(cfg) ~= "table" then fail("optim.%s: expected a table of options, got %s", kind, type(cfg)) end
+  local keys = group_keys(defaults, also)
+  for k in pairs(cfg) do check_key(kind, "", k, keys, { "params", "groups", "names", "foreach", "batched" }) end
   local specs
   if cfg.groups then
     if cfg.params then fail("optim.%s: give either params or groups, not both", kind) end
@@ -103,13 +131,20 @@ local function make_groups(kind, cfg, defaults)
   end
   local groups = {}
   for gi, spec in ipairs(specs) do
+    if type(spec) ~= "table" then fail("optim.%s: group %d is a %s, expected a table {params = ...}", kind, gi, type(spec)) end
+    for k in pairs(spec) do
+      if OPTIMIZER_LEVEL[k] then
+        fail("optim.%s: group %d sets %s, an option of the whole optimizer; pass it next to groups", kind, gi, k)
+      end
+      check_key(kind, " in group " .. gi, k, keys, { "params", "names" })
+    end
     local g = {}
     for k, v in pairs(defaults) do g[k] = v end
     for k, v in pairs(cfg) do
       if k ~= "params" and k ~= "groups" and k ~= "names" and not OPTIMIZER_LEVEL[k] then g[k] = v end
     end
     for k, v in pairs(spec) do
-      if k ~= "params" and not OPTIMIZER_LEVEL[k] then g[k] = v end
+      if k ~= "params" then g[k] = v end
     end
     local ps, names = tensor_list("optim." .. kind .. " group " .. gi, spec.params)
     if spec.names then names = spec.names end
@@ -123,7 +158,7 @@ local function make_groups(kind, cfg, defaults)
     if type(g.lr) ~= "number" then fail("optim.%s: group %d has no lr (a number)", kind, gi) end
     groups[gi] = g
   end
-  return groups
+  return groups, keys
 end
 
 -- ---- the optimizer "class" ----
@@ -131,15 +166,24 @@ local Optimizer = {}
 Optimizer.__index = Optimizer
 
 -- multi: {prepare = fn(self, lr_mul, all), apply = fn(self, plan)} or nil (no multi-tensor path)
-local function new_optimizer(kind, groups, update, cfg, multi)
-  local foreach = true
+local function new_optimizer(kind, groups, keys, update, cfg, multi)
+  local foreach = multi ~= nil
   if cfg.foreach ~= nil then foreach = cfg.foreach end
   if type(foreach) ~= "boolean" then fail("optim.%s: foreach must be a boolean, got %s", kind, type(foreach)) end
-  local batched = true
-  if cfg.batched ~= nil then batched = cfg.batched end
+  if foreach and not multi then
+    fail("optim.%s: foreach = true, but %s has no multi-tensor path (one C call per parameter); drop foreach",
+      kind, kind)
+  end
+  local batched = kind == "Muon"
+  if cfg.batched ~= nil then
+    if kind ~= "Muon" then
+      fail("optim.%s: batched (one Newton–Schulz per bank of same-shaped matrices) is a Muon option; drop it", kind)
+    end
+    batched = cfg.batched
+  end
   if type(batched) ~= "boolean" then fail("optim.%s: batched must be a boolean, got %s", kind, type(batched)) end
   return setmetatable({ kind = kind, groups = groups, state = {}, foreach = foreach, batched = batched,
-    _update = update, _multi = multi }, Optimizer)
+    _update = update, _multi = multi, _keys = keys }, Optimizer)
 end
 
 local function check_lr_mul(self, what, lr_mul)
@@ -304,6 +348,12 @@ end
 
 --- Sets a hyper-parameter on every group (e.g. opt:set("momentum", 0.95)).
 function Optimizer:set(key, value)
+  local known = false
+  for _, k in ipairs(self._keys) do known = known or k == key end
+  if not known then
+    error(string.format("optim.%s:set: no option '%s' (did you mean '%s'?); the options are: %s", self.kind,
+      tostring(key), nearest(tostring(key), self._keys), table.concat(self._keys, ", ")), 2)
+  end
   for _, g in ipairs(self.groups) do g[key] = value end
 end
 
@@ -440,15 +490,15 @@ local adamw_multi = {
 --- lr, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01, maximize = false; for the optimizer:
 --- foreach = true (the multi-tensor path; false: one C call per parameter, same bits).
 function optim.AdamW(cfg)
-  local groups = make_groups("AdamW", cfg,
+  local groups, keys = make_groups("AdamW", cfg,
     { lr = cfg and cfg.lr, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0.01, maximize = false })
-  return new_optimizer("AdamW", groups, adamw_update, cfg, adamw_multi)
+  return new_optimizer("AdamW", groups, keys, adamw_update, cfg, adamw_multi)
 end
 
 --- Adam = AdamW without weight decay (PyTorch's Adam adds L2 decay to the gradient instead; that
 --- variant is not implemented, so weight_decay must be 0 here).
 function optim.Adam(cfg)
-  local groups = make_groups("Adam", cfg, { lr = cfg and cfg.lr, betas = { 0.9, 0.999 }, eps = 1e-8,
+  local groups, keys = make_groups("Adam", cfg, { lr = cfg and cfg.lr, betas = { 0.9, 0.999 }, eps = 1e-8,
     weight_decay = 0, maximize = false })
   for gi, g in ipairs(groups) do
     if g.weight_decay ~= 0 then
@@ -456,7 +506,7 @@ function optim.Adam(cfg)
         gi, tostring(g.weight_decay)), 2)
     end
   end
-  return new_optimizer("Adam", groups, adamw_update, cfg, adamw_multi)
+  return new_optimizer("Adam", groups, keys, adamw_update, cfg, adamw_multi)
 end
 
 -- ---- SGD ----
@@ -473,11 +523,12 @@ local function sgd_update(p, grad, st, g, lr)
 end
 
 --- SGD with PyTorch semantics: lr, momentum = 0, dampening = 0, weight_decay = 0 (L2, added to the
---- gradient), nesterov = false, maximize = false.
+--- gradient), nesterov = false, maximize = false. One C call per parameter (no multi-tensor path, so
+--- no foreach option and no cuda_graph = true in train.run).
 function optim.SGD(cfg)
-  local groups = make_groups("SGD", cfg, { lr = cfg and cfg.lr, momentum = 0, dampening = 0, weight_decay = 0,
+  local groups, keys = make_groups("SGD", cfg, { lr = cfg and cfg.lr, momentum = 0, dampening = 0, weight_decay = 0,
     nesterov = false, maximize = false })
-  return new_optimizer("SGD", groups, sgd_update, cfg, nil)
+  return new_optimizer("SGD", groups, keys, sgd_update, cfg, nil)
 end
 
 -- ---- Muon ----
@@ -545,13 +596,13 @@ local muon_multi = {
 --- For the optimizer: foreach = true (multi-tensor path), batched = true (same-shaped matrices of a
 --- group share one Newton–Schulz run over a bank [k, rows, cols]; the same bits on the CPU).
 function optim.Muon(cfg)
-  local groups = make_groups("Muon", cfg, { lr = (cfg and cfg.lr) or 0.02, momentum = 0.95, nesterov = true,
+  local groups, keys = make_groups("Muon", cfg, { lr = (cfg and cfg.lr) or 0.02, momentum = 0.95, nesterov = true,
     weight_decay = 0, ns_steps = nil, coeffs = "ns5", ns_dtype = "bf16", row_norm = false, factor = nil,
-    round = "scaled" })
+    round = "scaled" }, { "ns_steps", "factor" })
   for _, g in ipairs(groups) do
     if g.ns_steps == nil then g.ns_steps = g.coeffs == "polar_express" and 4 or 5 end
   end
-  return new_optimizer("Muon", groups, muon_update, cfg, muon_multi)
+  return new_optimizer("Muon", groups, keys, muon_update, cfg, muon_multi)
 end
 
 -- ---- gradient clipping ----

@@ -286,13 +286,13 @@ local function graph_check(o, dev)
       .. "one of them")
   end
   for i, opt in ipairs(o.optimizers) do
-    if type(opt) == "table" and opt.foreach == false then
-      fail("cuda_graph = true needs the optimizers' multi-tensor path, but optimizer %d (%s) was made with "
-        .. "foreach = false (its per-tensor step reads scalars on the host); drop foreach = false", i, tostring(opt.kind))
-    end
     if type(opt) == "table" and getmetatable(opt) and opt.foreach ~= nil and not opt._multi then
       fail("cuda_graph = true needs the optimizers' multi-tensor path, and optimizer %d (%s) has none (AdamW, Adam "
         .. "and Muon have it); use one of those or cuda_graph = false", i, tostring(opt.kind))
+    end
+    if type(opt) == "table" and opt.foreach == false then
+      fail("cuda_graph = true needs the optimizers' multi-tensor path, but optimizer %d (%s) was made with "
+        .. "foreach = false (its per-tensor step reads scalars on the host); drop foreach = false", i, tostring(opt.kind))
     end
     for _, m in ipairs { "prepare", "apply" } do
       if type(opt) ~= "table" or type(opt[m]) ~= "function" then

@@ -971,6 +971,7 @@ function optim.AdamW(cfg) end
 function optim.Adam(cfg) end
 
 --- SGD with PyTorch semantics: lr, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false.
+--- One C call per parameter: no multi-tensor path (foreach = true is refused, as is cuda_graph in train.run).
 ---@param cfg table
 ---@return proteus.Optimizer
 function optim.SGD(cfg) end
@@ -1521,6 +1522,21 @@ function testing.flat(t) end
 ---@param seed? integer
 ---@return proteus.Tensor
 function testing.random_fill(t, seed) end
+
+--- Relative norm ‖got − want‖ / ‖want‖, in f64 on the CPU (tensors of any float dtype on any device);
+--- ‖want‖ is floored at 1e-300.
+---@param got proteus.Tensor
+---@param want proteus.Tensor
+---@return number
+function testing.rel(got, want) end
+
+--- Raises unless got and want (any device) have the same shape, dtype and bits element by element
+--- (-0 differs from +0; a NaN equals a NaN of the same bits); the error names `what` and the first
+--- differing element.
+---@param got proteus.Tensor
+---@param want proteus.Tensor
+---@param what? string names the tensor in the error (default "tensor")
+function testing.same_bits(got, want, what) end
 
 --- s quoted for a POSIX shell command line (single quotes, embedded quotes escaped).
 ---@param s any

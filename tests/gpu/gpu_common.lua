@@ -31,12 +31,7 @@ function G.need_device(T)
 end
 
 -- Relative norm ‖got − want‖ / ‖want‖ in f64 on the CPU (tensors on any device; 1e-300 floor on ‖want‖).
-function G.rel(got, want)
-  local g, w = got:to("cpu"):to("f64"), want:to("cpu"):to("f64")
-  local num = ((g - w) ^ 2):sum():item()
-  local den = (w ^ 2):sum():item()
-  return math.sqrt(num) / math.max(math.sqrt(den), 1e-300)
-end
+G.rel = testing.rel
 
 -- The elements of t (any device) as Lua numbers (i64 as integers), row-major; also returns its shape.
 function G.flat(t)

@@ -4,7 +4,8 @@
 --
 -- Each op runs on both devices from the same random inputs and upstream gradient; outputs and every
 -- input gradient are compared by relative norm (2e-5 f32: the CUDA attention backward adds with
--- atomics; 1e-10 f64). Skips without a device; PROTEUS_GPU_TEST_DEVICE=cpu checks the harness.
+-- atomics; 1e-10 f64). The CE mean is also held to <= 1 ulp (f32) of the f64 row-order sum of the same
+-- NLLs. Skips without a device; PROTEUS_GPU_TEST_DEVICE=cpu checks the harness.
 local pt = require "proteus"
 local F = require "proteus.functional"
 local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
@@ -92,6 +93,48 @@ function T.softcap_cross_entropy(t)
     compare("ce no cap", dt,
       function(z) return F.softcap_cross_entropy(z, tg:to(z:device()), { softcap = 0, reduction = "none" }) end,
       { logits }, same_shape_randn)
+  end
+end
+
+-- The CE ops' reduction "mean" on the device (the "ce_mean" kernel: strided f64 partial sums, then a fixed
+-- tree) against its CPU definition: an f64 sum of the same per-row NLLs (the device's own, from
+-- reduction "none") in row order, divided by n, rounded once. The two f64 sums differ only in order
+-- (each within (n-1)·2^-53·Σ|nll| of the exact sum), so in f32 the results agree to <= 1 ulp; in f64
+-- there is no rounding to absorb the order, so the bound is twice that ordering error plus 2 ulps.
+local function ordered_bits(x, fmt) -- the float's bits as an integer that counts ulps across zero too
+  local i = string.unpack(fmt == "f" and "<i4" or "<i8", string.pack("<" .. fmt, x))
+  local sign = fmt == "f" and -2147483648 or math.mininteger
+  return i < 0 and sign - i or i
+end
+
+function T.ce_mean_matches_the_row_order_sum(t)
+  need_device(t)
+  for _, dt in ipairs { "f32", "f64" } do
+    for _, n in ipairs { 1, 7, 1024, 1025, 100003 } do
+      local what = string.format("ce_mean %s n=%d (seed %d)", dt, n, SEED)
+      local z = (pt.randn({ n, 64 }, dt) * 4):to(DEV)
+      local tg = pt.randint(0, 64, { n }):to(DEV)
+      local got = F.softcap_cross_entropy(z, tg, { softcap = 30, reduction = "mean" })
+      t.eq(got:shape(), {}, what .. " shape")
+      t.eq(got:dtype(), dt, what .. " dtype")
+      got = got:item()
+      local nll = G.flat(F.softcap_cross_entropy(z, tg, { softcap = 30, reduction = "none" }))
+      local sum = 0
+      for i = 1, n do sum = sum + nll[i] end -- row order, f64 (NLLs are >= 0: Σ|nll| = sum)
+      local fmt = dt == "f32" and "f" or "d"
+      local want = string.unpack("<" .. fmt, string.pack("<" .. fmt, sum / n)) -- one rounding to dt
+      local ulps = math.abs(ordered_bits(got, fmt) - ordered_bits(want, fmt))
+      if dt == "f32" then
+        assert(ulps <= 1, string.format("%s: %.9g on %s, %.9g as the row-order sum: %d ulps apart", what, got, DEV,
+          want, ulps))
+      else
+        local bound = 2 * (n - 1) * 2 ^ -53 * want
+        local ulp = want * 2 ^ -52
+        assert(math.abs(got - want) <= bound + 2 * ulp, string.format(
+          "%s: %.17g on %s, %.17g as the row-order sum: %d ulps apart (bound %.3g)", what, got, DEV, want, ulps,
+          bound + 2 * ulp))
+      end
+    end
   end
 end
 

@@ -15,16 +15,7 @@ local function grid(shape, scale)
   return x, x:to("bf16")
 end
 
-local function same_bits(T, what, got, want)
-  T.eq(got:dtype(), want:dtype(), what .. " dtype")
-  T.eq(testing.max_abs_diff(got, want), 0, what)
-end
-
-local function rel(a, b)
-  local d = (a:to("f64") - b:to("f64")):pow(2):sum():item()
-  local n = b:to("f64"):pow(2):sum():item()
-  return math.sqrt(d / math.max(n, 1e-300))
-end
+local same_bits, rel = testing.same_bits, testing.rel
 
 local CFG = { vocab_size = 64, num_layers = 2, model_dim = 32, num_heads = 4, num_kv_heads = 2, mlp_hidden = 64,
   xsa_layers = { 1 } }
@@ -41,28 +32,28 @@ return {
     pt.manual_seed(1)
     local a32, a16 = grid({ 3, 5, 7 })
     local b32, b16 = grid({ 7, 4 })
-    same_bits(T, "a·b", a16:matmul(b16), a32:matmul(b32):to("bf16"))
+    same_bits(a16:matmul(b16), a32:matmul(b32):to("bf16"), "a·b")
     local w32, w16 = grid({ 6, 7 })
-    same_bits(T, "x·wᵀ", a16:matmul(w16:transpose(1, 2)), a32:matmul(w32:transpose(1, 2)):to("bf16"))
+    same_bits(a16:matmul(w16:transpose(1, 2)), a32:matmul(w32:transpose(1, 2)):to("bf16"), "x·wᵀ")
     -- the backward: gradients in bf16, each the f32 one on the same (bf16) operands, rounded
     local x = a16:detach()
     x.requires_grad = true
     local y = x:matmul(w16:transpose(1, 2))
     local g32, g16 = grid(y:shape())
     y:backward(g16)
-    same_bits(T, "dx", x.grad, g32:matmul(w32):to("bf16"))
+    same_bits(x.grad, g32:matmul(w32):to("bf16"), "dx")
   end,
 
   linear_relu2_and_attention_are_the_f32_kernels_rounded = function(T)
     pt.manual_seed(2)
     local x32, x16 = grid({ 2, 5, 16 })
     local w32, w16 = grid({ 24, 16 }, 0.25)
-    same_bits(T, "linear_relu2", F.linear_relu2(x16, w16), F.linear_relu2(x32, w32):to("bf16"))
-    same_bits(T, "linear_leaky_relu2", F.linear_leaky_relu2(x16, w16, 0.5), F.linear_leaky_relu2(x32, w32, 0.5):to("bf16"))
+    same_bits(F.linear_relu2(x16, w16), F.linear_relu2(x32, w32):to("bf16"), "linear_relu2")
+    same_bits(F.linear_leaky_relu2(x16, w16, 0.5), F.linear_leaky_relu2(x32, w32, 0.5):to("bf16"), "linear_leaky_relu2")
     local q32, q16 = grid({ 2, 9, 4, 8 })
     local k32, k16 = grid({ 2, 9, 2, 8 })
     local v32, v16 = grid({ 2, 9, 2, 8 })
-    same_bits(T, "attention", F.attention(q16, k16, v16), F.attention(q32, k32, v32):to("bf16"))
+    same_bits(F.attention(q16, k16, v16), F.attention(q32, k32, v32):to("bf16"), "attention")
     -- backward: gradients flow in bf16 and stay close to the f32 ones
     local q, k, v = q16:detach(), k16:detach(), v16:detach()
     for _, t in ipairs { q, k, v } do t.requires_grad = true end

@@ -19,18 +19,8 @@ local function near_all(T, got, want, tol, what)
   for i = 1, #want do T.near(g[i], want[i], tol, (what or "tensor") .. " element " .. i) end
 end
 
--- the same bits element by element (string.pack sees -0 and NaN payloads too)
-local function same_bits(T, got, want, what)
-  T.eq(got:shape(), want:shape(), what .. " shape")
-  T.eq(got:dtype(), want:dtype(), what .. " dtype")
-  local g, w = got:contiguous(), want:contiguous()
-  for i = 1, w:numel() do
-    local a, b = g:flat_get(i), w:flat_get(i)
-    if string.pack("<d", a) ~= string.pack("<d", b) then
-      error(string.format("%s: element %d is %.9g fused, %.9g unfused", what, i, a, b), 2)
-    end
-  end
-end
+-- the same bits element by element (string.pack sees -0 and NaN payloads too); got fused, want unfused
+local same_bits = testing.same_bits
 
 local function leaf(t)
   local l = t:detach():clone()
@@ -106,7 +96,7 @@ return {
       end
       local r1, r0 = { run(true) }, { run(false) }
       for k, name in ipairs { "y", "h", "dx", "dx0", "dwx", "dw0" } do
-        if r0[k] then same_bits(T, r1[k], r0[k], what .. " " .. name) end
+        if r0[k] then same_bits(r1[k], r0[k], what .. " " .. name) end
       end
     end
   end,
@@ -161,7 +151,7 @@ return {
       end
       local r1, r0 = { run(true) }, { run(false) }
       for k, name in ipairs { "y", "dx", "dgain" } do
-        if r0[k] then same_bits(T, r1[k], r0[k], what .. " " .. name) end
+        if r0[k] then same_bits(r1[k], r0[k], what .. " " .. name) end
       end
     end
   end,
@@ -194,12 +184,12 @@ return {
       end
       local l1, g1 = run(true)
       local l0, g0 = run(false)
-      same_bits(T, l1, l0, name .. " loss")
+      same_bits(l1, l0, name .. " loss")
       local n = 0
       for pname, g in pairs(g0) do
         n = n + 1
         assert(g1[pname], name .. ": no fused gradient for " .. pname)
-        same_bits(T, g1[pname], g, name .. " grad " .. pname)
+        same_bits(g1[pname], g, name .. " grad " .. pname)
       end
       assert(n > 20 and g0["blocks.1.resid_mix"] and g0["blocks.1.attn.q_gain"], name .. ": gradients reached the blocks")
     end

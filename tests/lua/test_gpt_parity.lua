@@ -84,12 +84,7 @@ local function tokens(vocab, seed, B, TT)
   return pt.tensor(xs, "i64"), pt.tensor(ys, "i64")
 end
 
-local function rel_err(a, b)
-  local nb = b:norm():item()
-  local nd = (a - b):norm():item()
-  if nb == 0 then return nd == 0 and 0 or math.huge, nb end
-  return nd / nb, nb
-end
+local rel_err = require("proteus.testing").rel -- ‖a − b‖ / ‖b‖ in f64
 
 -- Runs one parity check: config `name` plus `overrides` (given to both sides); opts: seed, B, T.
 local function parity(T, name, overrides, opts)

@@ -10,26 +10,8 @@ local pt = require "proteus"
 local optim = require "proteus.optim"
 local C = require "proteus._optim"
 
--- the f32 bits of every element (as a string), so -0 and +0 or two NaNs are told apart
-local function bits(t)
-  local c = t:contiguous()
-  local parts = {}
-  for i = 1, c:numel() do parts[i] = string.pack("<f", c:flat_get(i)) end
-  return table.concat(parts)
-end
-
-local function same(T, what, a, b)
-  T.eq(a:shape(), b:shape(), what .. " shape")
-  if bits(a) ~= bits(b) then
-    local fa, fb = a:contiguous(), b:contiguous()
-    for i = 1, fa:numel() do
-      local x, y = fa:flat_get(i), fb:flat_get(i)
-      if string.pack("<f", x) ~= string.pack("<f", y) then
-        error(string.format("%s: element %d is %.9g vs %.9g", what, i, x, y), 2)
-      end
-    end
-  end
-end
+-- the same bits element by element, so -0 and +0 or two NaNs are told apart
+local same_bits = require("proteus.testing").same_bits
 
 -- initial params and per-step gradients (gradient nil where skip(step, i) says so)
 local function data(shapes, steps, seed, skip)
@@ -81,18 +63,18 @@ end
 local function compare_runs(T, what, a, b)
   local pa, oa, ea, na = table.unpack(a)
   local pb, ob, eb, nb = table.unpack(b)
-  for i = 1, #pa do same(T, what .. " param " .. i, pa[i], pb[i]) end
+  for i = 1, #pa do same_bits(pa[i], pb[i], what .. " param " .. i) end
   for k, st in pairs(oa.state) do
     local sb = ob.state[k]
     assert(sb, what .. ": no state " .. k .. " in the second run")
     for key, v in pairs(st) do
-      if pt.is_tensor(v) then same(T, what .. " state " .. k .. "." .. key, v, sb[key])
+      if pt.is_tensor(v) then same_bits(v, sb[key], what .. " state " .. k .. "." .. key)
       else T.eq(v, sb[key], what .. " state " .. k .. "." .. key) end
     end
   end
   for k in pairs(ob.state) do assert(oa.state[k], what .. ": state " .. k .. " only in the second run") end
   if ea then
-    for i = 1, #ea.shadow do same(T, what .. " ema " .. i, ea.shadow[i], eb.shadow[i]) end
+    for i = 1, #ea.shadow do same_bits(ea.shadow[i], eb.shadow[i], what .. " ema " .. i) end
     T.eq(ea.updates, eb.updates, what .. " ema updates")
   end
   for k = 1, #na do
@@ -199,8 +181,8 @@ tests.muon_multi_equals_muon_step = function(T)
   end
   C.muon_multi(p2, g, b2, rows, { steps = 5, ns_dtype = "bf16", round = "scaled", batched = true })
   for i = 1, #shapes do
-    same(T, "muon_multi param " .. i, p2[i], p1[i])
-    same(T, "muon_multi buffer " .. i, b2[i], b1[i])
+    same_bits(p2[i], p1[i], "muon_multi param " .. i)
+    same_bits(b2[i], b1[i], "muon_multi buffer " .. i)
   end
 end
 
@@ -220,7 +202,7 @@ tests.clip_on_the_device_matches_the_host = function(T)
   T.eq(dev:dim(), 0)
   T.eq(dev:dtype(), "f64")
   T.eq(string.pack("<d", dev:item()), string.pack("<d", host))
-  for i = 1, 2 do same(T, "clipped grad " .. i, b[i].grad, a[i].grad) end
+  for i = 1, 2 do same_bits(b[i].grad, a[i].grad, "clipped grad " .. i) end
   -- under the threshold and max_norm 0: untouched; out = a given tensor is written and returned
   local out = pt.zeros({ 1 }, { dtype = "f64" })
   local c = grads_of { { 0.3, 0.4 } }

@@ -119,6 +119,42 @@ end
 
 testing.random_fill = function(t, seed) return fill_random(t, lcg(seed or 1)) end
 
+--- Relative norm ‖got − want‖ / ‖want‖, in f64 on the CPU (tensors of any float dtype on any device);
+--- ‖want‖ is floored at 1e-300, so a zero want gives 0 for a zero difference and a huge value otherwise.
+function testing.rel(got, want)
+  local g, w = got:to("cpu"):to("f64"), want:to("cpu"):to("f64")
+  local num = ((g - w) ^ 2):sum():item()
+  local den = (w ^ 2):sum():item()
+  return math.sqrt(num) / math.max(math.sqrt(den), 1e-300)
+end
+
+--- Raises unless got and want (any device) have the same shape, dtype and bits element by element:
+--- -0 differs from +0, a NaN equals a NaN of the same bits (floats compared as packed f64, which holds
+--- every value of the float dtypes exactly; integers as integers). The error names `what`, the first
+--- differing element (1-based, row-major) and both values.
+function testing.same_bits(got, want, what)
+  what = what or "tensor"
+  local gs, ws = table.concat(got:shape(), "x"), table.concat(want:shape(), "x")
+  if gs ~= ws then error(string.format("%s: shape [%s], want [%s]", what, gs, ws), 2) end
+  if got:dtype() ~= want:dtype() then
+    error(string.format("%s: dtype %s, want %s", what, got:dtype(), want:dtype()), 2)
+  end
+  local g, w = got:to("cpu"):contiguous(), want:to("cpu"):contiguous()
+  for i = 1, w:numel() do
+    local a, b = g:flat_get(i), w:flat_get(i)
+    local same
+    if math.type(a) == "float" and math.type(b) == "float" then
+      same = string.pack("<d", a) == string.pack("<d", b)
+    else -- integers (i64) and booleans
+      same = a == b and math.type(a) == math.type(b)
+    end
+    if not same then
+      local function show(v) return math.type(v) == "float" and string.format("%.17g", v) or tostring(v) end
+      error(string.format("%s: element %d is %s, want %s (not the same bits)", what, i, show(a), show(b)), 2)
+    end
+  end
+end
+
 --- s quoted for a POSIX shell command line (single quotes, embedded quotes escaped).
 function testing.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 

@@ -2,13 +2,18 @@
  * [N, V] logits never exist at once (proteus issue 11). The front and its autograd node live in
  * src/kernels/head_ce.c; there are no kernels of its own: it composes the "matmul" kernel of
  * pt_matmul.h (OpenBLAS on the CPU, cuBLAS on CUDA) and the "softcap_ce" / "softcap_ce_bwd" kernels of
- * pt_fused.h through the pt_dispatch.h table, so it runs wherever those have kernels (f32, f64).
+ * pt_fused.h through the pt_dispatch.h table, so it runs wherever those have kernels (f32, f64, and
+ * bf16 x and w: bf16 GEMMs whose logits are widened to f32 for the CE, as the unfused path's
+ * lin(bf16):to("f32") — nll, lse and the loss are f32; the gradient of the logits is rounded to bf16
+ * before the backward GEMMs, as the unfused cast node does; dw's chunk products are summed in f32 and
+ * rounded to bf16 once, so with one chunk dw is the unfused bits and with several it differs only there).
  *
  *   pt_linear_softcap_cross_entropy(&out, x, w, targets, softcap, chunk, reduction)
  *     = pt_softcap_cross_entropy(x · wᵀ, targets, softcap, reduction)
  *   x [..., C] (N rows: all dims but the last), w [V, C] (the tied embedding), targets [...] (the shape
  *   of x without its last dim; integer ids in [0, V)). chunk: rows per chunk, >= 1; 0 = automatic
- *   (pt_head_ce_auto_chunk: a chunk's logits take at most PT_HEAD_CE_CHUNK_BYTES). softcap 0 = no cap.
+ *   (pt_head_ce_auto_chunk of the CE dtype: a chunk's logits take at most PT_HEAD_CE_CHUNK_BYTES).
+ *   softcap 0 = no cap.
  *   reduction mean (scalar; f64 sum in row order, as pt_softcap_cross_entropy) or none (targets' shape).
  *
  * Forward, per chunk of rows [r0, r0 + n): logits_c = x_c · wᵀ, then "softcap_ce" -> nll, lse.

@@ -11,6 +11,10 @@
 -- and dw is summed chunk by chunk instead of in one GEMM (a different summation order over the N rows).
 -- Those cases are asserted to max|fused − unfused| <= tol · max|unfused| with tol 2e-6 in f32 (about
 -- 32 f32 ulps; the worst seen over 20 seeds was 9.3e-7) and 1e-13 in f64 (worst seen 2e-15).
+-- bf16 x and w (the GPT's compute_dtype = "bf16"): the unfused counterpart is the GPT's clin,
+-- x:to("bf16") · w:to("bf16")ᵀ, widened to f32 for the CE; one chunk is the same bits (loss f32, dx and
+-- dw reach the f32 leaves through the casts), several chunks differ in dw's sum order (bf16 partial
+-- products summed in f32) and in BLAS paths: loss and dx to 2e-6, dw to 1e-2 (bf16 partials).
 local pt = require "proteus"
 local F = require "proteus.functional"
 local nn = require "proteus.nn"
@@ -185,5 +189,69 @@ return {
       fused_head_ce = "yes" } end, "fused_head_ce=yes (expected true or false)")
     T.raises(function() model:forward(x, y, { lora = { head = function(h) return h end } }) end,
       "cannot add a LoRA head")
+  end,
+  bf16_operands_match_the_unfused_bf16_path = function(T)
+    pt.manual_seed(12)
+    local N, C, V = 37, 24, 50
+    local x0, w0, t = pt.randn({ N, C }), pt.randn({ V, C }), pt.randint(0, V, { N })
+    for _, cap in ipairs { 0, 30 } do
+      for _, ck in ipairs { "auto", N, 7, 1 } do
+        local res = {}
+        for k, fused in ipairs { false, true } do
+          local x, w = x0:clone(), w0:clone()
+          x.requires_grad, w.requires_grad = true, true
+          local xb, wb = x:to("bf16"), w:to("bf16")
+          local l
+          if fused then
+            local opts = { softcap = cap }
+            if ck ~= "auto" then opts.chunk = ck end
+            l = F.linear_softcap_cross_entropy(xb, wb, t, opts)
+          else
+            l = F.softcap_cross_entropy(xb:matmul(wb:transpose(1, 2)):to("f32"), t, { softcap = cap })
+          end
+          T.eq(l:dtype(), "f32", "the loss is f32")
+          l:backward()
+          res[k] = { loss = l, dx = x.grad, dw = w.grad }
+        end
+        local what = string.format("bf16 cap=%g chunk=%s", cap, tostring(ck))
+        if ck == "auto" or ck >= N then
+          compare(T, res[1], res[2], 0, what)
+        else
+          for key, tol in pairs { loss = 2e-6, dx = 2e-6, dw = 1e-2 } do
+            local d, bound = testing.max_abs_diff(res[2][key], res[1][key]), tol * max_abs(res[1][key])
+            if d > bound then error(string.format("%s %s: max diff %.3g > %.3g", what, key, d, bound)) end
+          end
+        end
+      end
+    end
+    -- mixed operands are refused (the GPT casts both)
+    T.raises(function() F.linear_softcap_cross_entropy(x0:to("bf16"), w0, t) end, "w has dtype f32 but x has bf16")
+  end,
+
+  gpt_bf16_compute_fused_head_ce_same_bits = function(T)
+    local cfg = { vocab_size = 64, num_layers = 2, model_dim = 32, num_heads = 4, num_kv_heads = 2,
+      compute_dtype = "bf16" }
+    pt.manual_seed(8)
+    local model = nn.GPT(cfg)
+    local x, y = pt.randint(0, 64, { 2, 9 }), pt.randint(0, 64, { 2, 9 })
+    local function run(fused)
+      model.cfg.fused_head_ce = fused
+      model:zero_grad()
+      local loss = model:forward(x, y)
+      loss:backward()
+      local grads = {}
+      for name, p in model:named_parameters() do grads[name] = p.grad and p.grad:clone() end
+      return loss, grads
+    end
+    local l0, g0 = run(false)
+    local l1, g1 = run(true)
+    T.eq(l1:dtype(), "f32")
+    T.eq(l1:item(), l0:item(), "loss")
+    local n = 0
+    for name, g in pairs(g0) do
+      n = n + 1
+      testing.same_bits(g1[name], g, "grad " .. name)
+    end
+    assert(n > 5 and g0["tok_emb.weight"], "gradients reached the parameters")
   end,
 }

@@ -65,7 +65,7 @@ nn.gpt_defaults = {
                            -- residual stream, CE and the optimizers stay f32. On CUDA this is the tensor-core
                            -- path (flash attention is bf16 only); on the CPU it is slower than f32 (bf16 is
                            -- widened to f32 and rounded back) and exists to test the bf16 model code.
-                           -- fused_head_ce keeps its head GEMM in f32.
+                           -- fused_head_ce: bf16 head GEMMs, the logits widened to f32 for the CE, as unfused.
   fused_mlp = true,        -- MLP up projection + relu² / leaky relu² as one op (F.linear_relu2, issue 11): on the
                            -- CPU the same bits as false; star_relu (#598) stays unfused
   qk_gain_init = 1.5,
@@ -496,7 +496,9 @@ function GPT:forward(tokens, targets, opts)
     end
     local h = self:hidden(tokens, lora)
     h = h:reshape { tokens:size(1) * tokens:size(2), self.cfg.model_dim }
-    return F.linear_softcap_cross_entropy(h, self.params.by_name["tok_emb.weight"], targets:reshape { -1 },
+    local w = self.params.by_name["tok_emb.weight"]
+    if self.cfg.compute_dtype == "bf16" then h, w = h:to("bf16"), w:to("bf16") end -- bf16 GEMMs, f32 CE
+    return F.linear_softcap_cross_entropy(h, w, targets:reshape { -1 },
       { softcap = self.cfg.logit_softcap, reduction = "mean" })
   end
   local z = self:logits(tokens, lora)

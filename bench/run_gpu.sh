@@ -13,6 +13,8 @@
 #   PROTEUS_TIME_LIMIT=120 ...                        # proteus stops timing after 120 s (>= 1 timed step)
 #   STEP=fwdbwd ...                                   # forward+backward only on both sides
 #   DTYPE=bf16 ...                                    # proteus weights in bf16 (needs bf16 kernels for every op)
+#   COMPUTE=f32 ...                                   # proteus's compute dtype (default bf16 on CUDA)
+#   GRAPH=1 ...                                       # proteus's step captured once in a CUDA graph, replayed
 #   PEAK_TFLOPS=989 ...                               # MFU peak (default: by device name, bench/flops.lua)
 #
 # PyTorch: the first of $PROTEUS_TEST_PYTHON, python3 on PATH, /opt/torch/.venv/bin/python3,
@@ -55,6 +57,8 @@ fi
 args=(device=cuda "B=${B:-96}" "T=${T:-1024}" "reps=${REPS:-5}" "warmup=${WARMUP:-2}" "step=${STEP:-train}"
       "torch_warmup=${TORCH_WARMUP:-3}" "torch_timeout=${TORCH_TIMEOUT:-300}" "$TORCH_ARG")
 [ -n "${DTYPE:-}" ] && args+=("dtype=$DTYPE")
+[ -n "${COMPUTE:-}" ] && args+=("compute=$COMPUTE")
+[ "${GRAPH:-0}" = 1 ] && args+=(graph=1)
 [ -n "${PROTEUS_TIME_LIMIT:-}" ] && args+=("time_limit=$PROTEUS_TIME_LIMIT")
 [ -n "${JSON:-}" ] && args+=("json=$JSON")
 [ -n "${PEAK_TFLOPS:-}" ] && args+=("peak_tflops=$PEAK_TFLOPS")

@@ -2,7 +2,7 @@
 -- train.run{cuda_graph = true}) on a GPU:
 --   * a chain of elementwise ops, a cuBLAS matmul and reductions captured once, replayed after new
 --     values are copied into the static input: the same results as running it eagerly;
---   * tensor:item() (and synchronize, host->device copies, empty_cache, events, nested captures,
+--   * tensor:item() (and synchronize, host->device copies, empty_cache, events, random fills, nested captures,
 --     plain errors) inside the captured function raise a clear error, the capture is discarded,
 --     and the process goes on capturing and replaying;
 --   * the graph's private pool: allocations during the capture come from it, tensors released
@@ -15,7 +15,8 @@
 --     synchronisation (loss:item(), cuda.synchronize()) with the eager message + "(a deferred check ...)";
 --   * a tiny GPT's forward + backward (fused_head_ce off and on) captured and replayed with new tokens;
 --   * a 5-step tiny-GPT train.run with cuda_graph = true (2 eager steps, capture at step 3, replays)
---     gives the eager run's losses within 1e-5: f32 with one micro-step, bf16 compute with two.
+--     gives the eager run's losses within 1e-5: f32 with one micro-step, bf16 compute with two; an
+--     optimizer state replaced after the capture (load_state_dict) stops the run with an error.
 --
 --   build/proteus tests/run.lua tests/gpu/test_graph.lua      (ctest -L gpu; scripts/gpu_tests.sh)
 --
@@ -93,6 +94,11 @@ tests.item_inside_capture_errors_and_the_process_continues = function(T)
   T.raises(function() cuda.graph(function() cuda.empty_cache() end) end,
     "cuda.empty_cache() (cudaFree) cannot run inside a CUDA graph capture")
   T.raises(function() cuda.graph(function() return cuda.event() end) end, "a timing event")
+  -- random fills: seed and offset are fixed at capture, a replay would repeat the numbers
+  local buf = pt.zeros({ 64 }, { device = "cuda" })
+  T.raises(function() cuda.graph(function() buf:normal_(0, 1) end) end, "a random fill on the GPU")
+  T.raises(function() cuda.graph(function() return pt.randperm(10, { device = "cuda" }) end) end,
+    "pt.randperm on the GPU")
   T.raises(function() cuda.graph(function() cuda.graph(function() end) end) end, "captures do not nest")
   T.raises(function() cuda.graph(function() error("boom in the step") end) end, "boom in the step")
   T.eq(cuda.capturing(), nil)
@@ -305,7 +311,9 @@ tests.tiny_gpt_train_run_graph_matches_eager = function(T)
     local res = train.run { model = model, optimizers = opts, stream = data.stream(data.paths().train),
       seq_len = 64, batch_seqs = 4, max_steps = 5, clip = 0.3, quiet = true, checkpoint = false,
       lr_schedule = train.iteration_lr(3), momentum_schedule = train.momentum_warmup(0.85, 0.95, 4),
-      cuda_graph = graph, cuda_graph_warmup = 2, grad_accum = v.accum }
+      cuda_graph = graph, cuda_graph_warmup = 2, grad_accum = v.accum, on_step = v.on_step and function(c)
+        return v.on_step(c, opts)
+      end }
     return res, model
   end
   -- f32, one micro-step; then bf16 compute (head dim 64: the flash kernels) with 2 micro-steps per step
@@ -330,6 +338,13 @@ tests.tiny_gpt_train_run_graph_matches_eager = function(T)
       graphed.losses[5], eager.losses[5], graphed.cuda_graph.stats.nodes,
       cuda.fmt_bytes(graphed.cuda_graph.stats.pool_reserved_bytes)))
   end
+  -- an optimizer's state replaced after the capture (load_state_dict makes new tensors): the replay
+  -- would update the old ones, so the next step refuses, naming the optimizer
+  T.raises(function()
+    run(true, { compute = "f32", accum = 1, on_step = function(c, opts)
+      if c.step == 3 then opts[2]:load_state_dict(opts[2]:state_dict()) end
+    end })
+  end, "optimizer 2 (Muon): its ")
 end
 
 return tests

@@ -125,6 +125,11 @@ function cuda.graph(fn, opts)
     error("cuda.graph: the capture was aborted (nothing was captured): " .. e, 2)
   end
   local keep = table.pack(table.unpack(res, 2, res.n))
+  -- tensors fn dropped (and earlier ones it read and dropped) must be freed while the capture is on,
+  -- so that the pool adopts their blocks; collected later they would go to the device cache and eager
+  -- work could reuse addresses the graph reads or writes at replay
+  res = nil
+  collectgarbage("collect")
   local ok, g = pcall(C.graph_end, keep)
   if not ok then error("cuda.graph: " .. tostring(g), 2) end
   return g, table.unpack(keep, 1, keep.n)

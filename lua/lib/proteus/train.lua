@@ -315,7 +315,7 @@ end
 local function graph_runner(s, stop_nan)
   local cuda = require "proteus.cuda"
   local r = { graph = nil, capture_step = nil, replays = 0 }
-  local xs, ys, loss_out, norm_out, captured -- xs[k], ys[k]: the static inputs of micro-step k
+  local xs, ys, loss_out, norm_out, captured, captured_opt -- xs[k], ys[k]: the static inputs of micro-step k
   local eager_left = s.warmup
   -- the gradient norm's home: made outside the capture, written by the device-side clip each step
   local norm_t = pt.zeros({}, { dtype = "f64", device = s.dev })
@@ -350,6 +350,25 @@ local function graph_runner(s, stop_nan)
     return loss:detach(), norm
   end
 
+  -- what the graph holds of each optimizer: its launch plan (the step-scalar buffer) and its state
+  -- tensors, in a fixed order ({opt index, state position, key, tensor})
+  local function optimizer_tensors()
+    local list = {}
+    for oi, opt in ipairs(s.opts_list) do
+      list[#list + 1] = { oi, 0, "plan", opt._plan }
+      local ks = {}
+      for k in pairs(opt.state or {}) do ks[#ks + 1] = k end
+      table.sort(ks)
+      for _, k in ipairs(ks) do
+        local keys = {}
+        for key, v in pairs(opt.state[k]) do if pt.is_tensor(v) then keys[#keys + 1] = key end end
+        table.sort(keys)
+        for _, key in ipairs(keys) do list[#list + 1] = { oi, k, key, opt.state[k][key] } end
+      end
+    end
+    return list
+  end
+
   local function params_unchanged()
     local i = 0
     for name, p in s.model:named_parameters() do
@@ -359,6 +378,22 @@ local function graph_runner(s, stop_nan)
           .. "updates the tensors it captured (change parameters in place, or use cuda_graph = false)", name,
           r.capture_step)
       end
+    end
+    local now = optimizer_tensors()
+    for j, c in ipairs(captured_opt) do
+      local n = now[j]
+      if not (n and n[1] == c[1] and n[2] == c[2] and n[3] == c[3] and rawequal(n[4], c[4])) then
+        local opt = s.opts_list[c[1]]
+        fail("optimizer %d (%s): its %s was replaced since the CUDA graph was captured at step %d (a "
+          .. "load_state_dict or a change of the live parameters?); the graph updates the tensors it captured "
+          .. "(copy new state in place, or use cuda_graph = false)", c[1], tostring(opt.kind),
+          c[2] == 0 and "step-scalar plan" or string.format("state %s of parameter %d", c[3], c[2]), r.capture_step)
+      end
+    end
+    if #now ~= #captured_opt then
+      fail("the optimizers' state tensors changed in number since the CUDA graph was captured at step %d (%d, "
+        .. "then %d); the graph updates the tensors it captured (use cuda_graph = false)", r.capture_step,
+        #captured_opt, #now)
     end
   end
 
@@ -393,6 +428,7 @@ local function graph_runner(s, stop_nan)
         r.graph, loss_out, norm_out, r.capture_step = g, l, n, ctx.step + 1
         captured = {}
         for _, p in s.model:named_parameters() do captured[#captured + 1] = p end
+        captured_opt = optimizer_tensors()
       else
         params_unchanged()
       end

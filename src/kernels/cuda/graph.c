@@ -28,8 +28,8 @@
  * train.run{cuda_graph = true} (lua/lib/proteus/train.lua); docs/gpu.md, "CUDA graphs".
  */
 #include <stdio.h>  /* snprintf */
-#include <stdlib.h> /* calloc, free */
-#include <string.h> /* strlen */
+#include <stdlib.h> /* calloc, free, getenv */
+#include <string.h> /* strlen, strcmp */
 
 #include <cuda_runtime_api.h> /* cudaStreamBeginCapture, cudaGraph* */
 
@@ -71,6 +71,19 @@ pt_status pt_cuda_capture_forbid(const char *what, const char *fix) {
     return st;
 }
 
+/* A kernel launched for the first time inside a capture is loaded then (lazy module loading, the
+ * default since CUDA 12.2), which drivers before CUDA 12.3 refuse: say so when such a driver is in use. */
+static pt_status pt_graph_lazy_hint(pt_status st, int device) {
+    int drv = 0;
+    const char *mode = getenv("CUDA_MODULE_LOADING");
+    if (cudaDriverGetVersion(&drv) != cudaSuccess || drv >= 12030 || (mode && strcmp(mode, "EAGER") == 0)) return st;
+    return pt_error_context(st,
+                            "note: cuda:%d's driver supports CUDA %d.%d, which cannot load a kernel during a capture "
+                            "(12.3 can); if a kernel ran for the first time inside it, run the captured function "
+                            "once eagerly first (a warm-up loads its kernels) or set CUDA_MODULE_LOADING=EAGER",
+                            device, drv / 1000, (drv % 1000) / 10);
+}
+
 static void pt_graph_destroy(pt_cuda_graph *g) {
     if (g->exec) (void)cudaGraphExecDestroy(g->exec); /* a replay in flight finishes first (CUDA frees it then) */
     if (g->graph) (void)cudaGraphDestroy(g->graph);
@@ -104,6 +117,7 @@ pt_status pt_cuda_graph_begin(int device) {
     PT_TRY(pt_cuda_check_pending()); /* an earlier kernel's error is not the capture's */
     /* everything lazily created on first use must exist before the capture (cudaMalloc, handles) */
     PT_TRY(pt_cuda_blas_prepare());
+    PT_TRY(pt_index_capture_prepare()); /* capture-only kernels loaded before the capture (lazy loading) */
     enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     PT_CUDA_CHECK(cudaStreamIsCapturing(pt_cuda_compute_stream(), &cs));
     if (cs != cudaStreamCaptureStatusNone)
@@ -166,6 +180,7 @@ pt_status pt_cuda_graph_end(pt_cuda_graph **out) {
         st = pt_error_context(st, "CUDA graph capture on cuda:%d was discarded (an operation broke the capture)",
                               c->device);
     }
+    if (st) st = pt_graph_lazy_hint(st, c->device);
     pt_cuda_graph *g = NULL;
     if (!st) {
         g = calloc(1, sizeof *g);

@@ -86,6 +86,16 @@ __global__ void k_index_defer(const void *idx, pt_dtype dt, const unsigned long 
     r->site = site;
 }
 
+/* k_index_defer is launched only inside captures, so a warm-up never loads it; with lazy module loading
+ * (CUDA_MODULE_LOADING=LAZY, the default since CUDA 12.2) its first launch would load it during the
+ * capture, which drivers before CUDA 12.3 refuse. Querying its attributes loads it now. */
+extern "C" pt_status pt_index_capture_prepare(void) {
+    cudaFuncAttributes a;
+    cudaError_t e = cudaFuncGetAttributes(&a, k_index_defer);
+    if (e != cudaSuccess) return pt_cuda_fail(e, "cudaFuncGetAttributes(k_index_defer)", __FILE__, __LINE__);
+    return PT_OK;
+}
+
 static int64_t pt_index_check_cuda(const void *idx, int64_t n, int64_t limit, int64_t *bad_value, pt_dtype dt,
                                    const char *msg) {
     if (n == 0) return -1;

@@ -75,6 +75,9 @@ int64_t pt_cuda_deferred_site(const char *tmpl);
 pt_cuda_deferred_rec *pt_cuda_deferred_record(void);
 /* Reads and clears the record of `device` (call after a synchronisation): PT_OK or the failure. */
 pt_status pt_cuda_deferred_take(int device);
+/* Loads the kernels that only a capture launches (index.cu's deferred check) before the capture starts:
+ * with lazy module loading a first launch inside a capture fails on drivers before CUDA 12.3. */
+pt_status pt_index_capture_prepare(void);
 
 /* cuBLAS (matmul.cu): creates the current device's handle if needed, bound to the compute stream
  * with a workspace from the caching allocator (cublasSetWorkspace), so that cuBLAS calls can be

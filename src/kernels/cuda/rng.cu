@@ -105,9 +105,18 @@ static unsigned pt_rng_blocks(int64_t nb) {
     return (unsigned)(b > 65535 * 16 ? 65535 * 16 : b);
 }
 
+/* The seed and offset are kernel arguments fixed at capture: a replayed graph would draw the same
+ * numbers every time, so a random fill is refused inside a capture (the message says what to do). */
+static pt_status pt_rng_capture_check(void) {
+    return pt_cuda_capture_forbid("a random fill on the GPU (pt.rand / randn / randint / randperm)",
+                                  "a replay would repeat the numbers drawn at capture: draw them outside the "
+                                  "captured function into a tensor that the graph reads");
+}
+
 #define PT_RNG_LAUNCHER(NAME, KERNEL, PER)                                                      \
     static pt_status NAME(const pt_rng_args *g) {                                               \
         if (g->n == 0) return PT_OK;                                                            \
+        PT_TRY(pt_rng_capture_check());                                                         \
         int64_t nb = (g->n + (PER)-1) / (PER);                                                  \
         KERNEL<<<pt_rng_blocks(nb), PT_RNG_THREADS, 0, pt_cuda_compute_stream()>>>(*g);         \
         pt_cuda_launch_check(#NAME);                                                            \

@@ -253,6 +253,9 @@ __global__ void k_randperm_keys(uint64_t seed, uint64_t offset, int64_t n, uint6
 }
 
 static pt_status cu_randperm_i64(const pt_rng_args *g) {
+    /* seed and offset fixed at capture: a replay would repeat the permutation (as rng.cu's fills) */
+    PT_TRY(pt_cuda_capture_forbid("pt.randperm on the GPU", "a replay would repeat the permutation drawn at "
+                                  "capture: draw it outside the captured function into a tensor the graph reads"));
     const int64_t n = g->n;
     if (n == 0) return PT_OK;
     cudaStream_t st = pt_cuda_compute_stream();

@@ -54,6 +54,35 @@ local function compare(T, ref, got, tol, what)
   end
 end
 
+-- A small GPT (cfg + extra) run with fused_head_ce false then true on the same tokens: the loss and
+-- every parameter's gradient must be the same bits. Returns the model, x, y and the fused loss.
+local function gpt_fused_same_bits(T, seed, extra)
+  local cfg = { vocab_size = 64, num_layers = 2, model_dim = 32, num_heads = 4, num_kv_heads = 2 }
+  for k, v in pairs(extra) do cfg[k] = v end
+  pt.manual_seed(seed)
+  local model = nn.GPT(cfg)
+  local x, y = pt.randint(0, 64, { 2, 9 }), pt.randint(0, 64, { 2, 9 })
+  local function run(fused)
+    model.cfg.fused_head_ce = fused
+    model:zero_grad()
+    local loss = model:forward(x, y)
+    loss:backward()
+    local grads = {}
+    for name, p in model:named_parameters() do grads[name] = p.grad and p.grad:clone() end
+    return loss, grads
+  end
+  local l0, g0 = run(false)
+  local l1, g1 = run(true)
+  T.eq(l1:item(), l0:item(), "loss")
+  local n = 0
+  for name, g in pairs(g0) do
+    n = n + 1
+    testing.same_bits(g1[name], g, "grad " .. name)
+  end
+  assert(n > 5 and g0["tok_emb.weight"], "gradients reached the parameters")
+  return model, x, y, l1
+end
+
 return {
   matches_unfused_path = function(T)
     pt.manual_seed(11)
@@ -159,32 +188,11 @@ return {
   end,
 
   gpt_fused_head_ce_same_loss_and_gradients = function(T)
-    local cfg = { vocab_size = 64, num_layers = 2, model_dim = 32, num_heads = 4, num_kv_heads = 2 }
-    pt.manual_seed(7)
-    local model = nn.GPT(cfg)
-    local x, y = pt.randint(0, 64, { 2, 9 }), pt.randint(0, 64, { 2, 9 })
-    local function run(fused)
-      model.cfg.fused_head_ce = fused
-      model:zero_grad()
-      local loss = model:forward(x, y)
-      loss:backward()
-      local grads = {}
-      for name, p in model:named_parameters() do grads[name] = p.grad and p.grad:clone() end
-      return loss:item(), grads
-    end
-    local l0, g0 = run(false)
-    local l1, g1 = run(true)
-    T.eq(l1, l0, "loss")
-    local n = 0
-    for name, g in pairs(g0) do
-      n = n + 1
-      T.eq(testing.max_abs_diff(g1[name], g), 0, "grad " .. name)
-    end
-    assert(n > 5 and g0["tok_emb.weight"], "gradients reached the parameters")
+    local model, x, y, l1 = gpt_fused_same_bits(T, 7, {})
     -- the per-position NLL stays on the unfused path and agrees with the fused mean
     model.cfg.fused_head_ce = true
     local nll = model:forward(x, y, { reduction = "none" })
-    T.near(nll:mean():item(), l1, 1e-6, "mean of the per-position NLL")
+    T.near(nll:mean():item(), l1:item(), 1e-6, "mean of the per-position NLL")
     T.raises(function() nn.GPT { vocab_size = 64, num_layers = 2, model_dim = 32, num_heads = 4, num_kv_heads = 2,
       fused_head_ce = "yes" } end, "fused_head_ce=yes (expected true or false)")
     T.raises(function() model:forward(x, y, { lora = { head = function(h) return h end } }) end,
@@ -229,29 +237,8 @@ return {
   end,
 
   gpt_bf16_compute_fused_head_ce_same_bits = function(T)
-    local cfg = { vocab_size = 64, num_layers = 2, model_dim = 32, num_heads = 4, num_kv_heads = 2,
-      compute_dtype = "bf16" }
-    pt.manual_seed(8)
-    local model = nn.GPT(cfg)
-    local x, y = pt.randint(0, 64, { 2, 9 }), pt.randint(0, 64, { 2, 9 })
-    local function run(fused)
-      model.cfg.fused_head_ce = fused
-      model:zero_grad()
-      local loss = model:forward(x, y)
-      loss:backward()
-      local grads = {}
-      for name, p in model:named_parameters() do grads[name] = p.grad and p.grad:clone() end
-      return loss, grads
-    end
-    local l0, g0 = run(false)
-    local l1, g1 = run(true)
+    local model, x, y, l1 = gpt_fused_same_bits(T, 8, { compute_dtype = "bf16" })
+    T.eq(model:forward(x, y):dtype(), "f32")
     T.eq(l1:dtype(), "f32")
-    T.eq(l1:item(), l0:item(), "loss")
-    local n = 0
-    for name, g in pairs(g0) do
-      n = n + 1
-      testing.same_bits(g1[name], g, "grad " .. name)
-    end
-    assert(n > 5 and g0["tok_emb.weight"], "gradients reached the parameters")
   end,
 }

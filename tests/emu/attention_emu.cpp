@@ -27,7 +27,7 @@
 //
 // Run: ctest --test-dir build -L emu --output-on-failure   (or build/attention_emu directly; ~10 s).
 // Build by hand: cmake -DSRC=src/kernels/cuda/attention.cu -DOUT=/tmp/emu/attention_kernels.inc
-//   -P tests/emu/extract_kernels.cmake && g++ -std=c++20 -O2 -I/tmp/emu tests/emu/attention_emu.cpp
+//   -P tests/emu/extract_kernels.cmake && g++ -std=c++20 -O2 -I/tmp/emu -Itests/emu/shim -Isrc/kernels/cuda tests/emu/attention_emu.cpp
 // Mutation check (manual; shows the test fails on a one-character mask bug): add
 //   -DMUTATE_FROM="diag && col > row" -DMUTATE_TO="diag && col >= row"  to the cmake -P line above,
 //   build by hand, run: it must print FAIL and exit 1.

@@ -29,7 +29,7 @@
 //   "-DEND1=/* ---------------------------------------------------------------- device helpers */"
 //   "-DBEGIN2=/* ---------------------------------------------------------------- GEMM tiles */"
 //   "-DEND2=/* ---------------------------------------------------------------- launchers */"
-//   -P tests/emu/extract_kernels.cmake && g++ -std=c++20 -O2 -I/tmp/emu tests/emu/linear_act_emu.cpp
+//   -P tests/emu/extract_kernels.cmake && g++ -std=c++20 -O2 -I/tmp/emu -Itests/emu/shim -Isrc/kernels/cuda tests/emu/linear_act_emu.cpp
 // Mutation checks (manual; each must print FAIL and exit 1), added to the cmake -P line above:
 //   "-DMUTATE_FROM=b[j][2], b[j][3]" "-DMUTATE_TO=b[j][3], b[j][2]"   (swapped B fragment registers)
 //   "-DMUTATE_FROM=row < p.M" "-DMUTATE_TO=row <= p.M"                 (loads one row past x)

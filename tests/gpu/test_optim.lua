@@ -11,6 +11,8 @@
 -- rounding changes a value by 2^-8). Skips without a device.
 local pt = require "proteus"
 local optim = require "proteus.optim"
+local C = require "proteus._optim"
+local testing = require "proteus.testing"
 local G = dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") .. "gpu_common.lua")
 
 local DEV, SEED = G.DEV, G.SEED
@@ -72,7 +74,11 @@ local function mt_run(dev, make_opt, init, grads, o)
   for k = 1, #grads do
     for i, p in ipairs(ps) do p.grad = grads[k][i]:to(dev):clone():reshape(p:shape()) end -- clip scales in place
     if o.device_clip then norms[k] = optim.clip_grad_norm(ps, 2.0, { device = true }):item()
-    else norms[k] = optim.clip_grad_norm(ps, 2.0) end
+    else -- the per-tensor C path itself (optim.clip_grad_norm takes the device path for one GPU's grads)
+      local gs = {}
+      for i, p in ipairs(ps) do gs[i] = p.grad end
+      norms[k] = C.clip_grad_norm(gs, 2.0)
+    end
     if o.prepare then
       opt:prepare(1 - 0.1 * k)
       opt:apply()
@@ -203,5 +209,27 @@ return {
     local n0, g0 = clip("cpu")
     assert(math.abs(n1 - n0) <= 1e-9 * n0, string.format("clip norm %.17g vs %.17g", n1, n0))
     assert(rel(g1, g0) <= 1e-6, "clipped gradients differ")
+  end,
+
+  -- optim.clip_grad_norm of one GPU's gradients goes through the device path (one read of the norm):
+  -- the same bits as the per-tensor C path, norm and clipped gradients, over several tensors
+  clip_on_one_gpu_is_the_per_tensor_bits = function(T)
+    need_device(T)
+    local gs = {}
+    for i, n in ipairs { 300, 7, 4096 * 3 + 5, 1 } do gs[i] = pt.randn({ n }) * i end
+    local function clip(via_c)
+      local ps, grads = {}, {}
+      for i, g in ipairs(gs) do
+        ps[i] = pt.zeros(g:shape(), { device = DEV })
+        ps[i].grad = g:to(DEV):clone()
+        grads[i] = ps[i].grad
+      end
+      local n = via_c and C.clip_grad_norm(grads, 0.3) or optim.clip_grad_norm(ps, 0.3)
+      return n, grads
+    end
+    local n1, g1 = clip(false)
+    local n0, g0 = clip(true)
+    T.eq(n1, n0, "norm")
+    for i = 1, #gs do testing.same_bits(g1[i], g0[i], "clipped gradient " .. i) end
   end,
 }

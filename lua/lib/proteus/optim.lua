@@ -608,7 +608,8 @@ end
 -- ---- gradient clipping ----
 --- Global L2 norm over the gradients of params (a list of tensors or {name, tensor} pairs, or a map);
 --- when above max_norm every gradient is scaled by max_norm/(norm + 1e-6) (PyTorch clip_grad_norm_).
---- max_norm <= 0 only measures. Returns the norm before clipping (f64 accumulation).
+--- max_norm <= 0 only measures. Returns the norm before clipping (f64 accumulation). Gradients on one
+--- GPU take the device path below and one read of the norm (not a synchronisation per tensor).
 --- opts.device = true: the same on the gradients' device without a host round trip (the norm, the
 --- coefficient and the scaling stay there; a non-finite norm scales nothing); returns the norm as a
 --- 0-d f64 tensor on that device (opts.out: an f64 tensor of one element to write it to, e.g. one
@@ -632,6 +633,18 @@ function optim.clip_grad_norm(params, max_norm, opts)
       C.clip_grad_norm_dev(grads, max_norm or 0, out)
       return out
     end
+  end
+  -- gradients on one GPU: the device path (one multi-tensor Σg² launch per 48 tensors, the clip on the
+  -- device) and one read of the norm, instead of the host path's synchronisation per tensor; the same
+  -- bits (the same partial sums, tree and scale)
+  local dev = #grads > 0 and grads[1]:device() or "cpu"
+  if dev ~= "cpu" then
+    for _, g in ipairs(grads) do
+      if g:device() ~= dev then return C.clip_grad_norm(grads, max_norm or 0) end
+    end
+    local out = pt.zeros({}, { dtype = "f64", device = dev })
+    C.clip_grad_norm_dev(grads, max_norm or 0, out)
+    return out:item()
   end
   return C.clip_grad_norm(grads, max_norm or 0)
 end

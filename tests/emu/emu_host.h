@@ -109,4 +109,17 @@ const char *pt_dtype_name(pt_dtype dt) {
 }
 }
 
+// ---- CUDA graph capture (src/kernels/cuda/graph.c's side; added for tests/emu/optim_emu.cpp)
+//   pt_cuda_graph_capturing   g_pt_emu_capturing: -1 (no capture, the default); a test sets a device
+//                             (0) to check what a launcher does inside a capture
+//   pt_cuda_capture_forbid    PT_OK outside a capture; inside, graph.c's PT_ERR_UNSUPPORTED message
+static int g_pt_emu_capturing = -1;
+extern "C" {
+int pt_cuda_graph_capturing(void) { return g_pt_emu_capturing; }
+pt_status pt_cuda_capture_forbid(const char *what, const char *fix) {
+    if (g_pt_emu_capturing < 0) return PT_OK;
+    return PT_FAIL(PT_ERR_UNSUPPORTED, "%s cannot run inside a CUDA graph capture; %s", what, fix);
+}
+}
+
 #endif

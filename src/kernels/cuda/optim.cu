@@ -19,7 +19,8 @@
  *                      (transpose-copy, bf16 rounding, row and Frobenius norms in f64, the b·A + c·A²
  *                      and a·X + BX combinations) around cublasSgemmStridedBatched (f32 accumulate,
  *                      bf16-rounded operands in bf16 mode as the CPU); no host synchronisation
- * NOT YET RUN ON A GPU; tests/gpu/test_optim.lua compares each with the CPU.
+ * NOT YET RUN ON A GPU; tests/gpu/test_optim.lua compares each with the CPU, and tests/emu/optim_emu.cpp
+ * runs them on the CPU emulator against cpu/optim.c (ctest optim_emu, bit for bit).
  */
 #include <cublas_v2.h>
 #include <string.h> /* memset */
@@ -667,3 +668,5 @@ PT_REGISTER_KERNEL(optim_sumsq_multi, PT_DEV_CUDA, PT_F64, cu_sumsq_multi_f64)
 PT_REGISTER_KERNEL(optim_scale_multi, PT_DEV_CUDA, PT_F32, cu_scale_multi_f32)
 PT_REGISTER_KERNEL(optim_scale_multi, PT_DEV_CUDA, PT_F64, cu_scale_multi_f64)
 PT_REGISTER_KERNEL(optim_norm, PT_DEV_CUDA, PT_F64, cu_norm)
+
+/* ---------------------------------------------------------------- end (the emulator's extraction stops here) */

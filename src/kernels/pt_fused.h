@@ -118,8 +118,9 @@ typedef struct {
 /* "softcap_ce":     logits [N,V], targets [N] (i64, in range) -> nll [N], lse [N] (of the capped z)
  * "softcap_ce_bwd": dlogits[i,j] = g[i·gstride]·gscale·(softmax(z)_ij − [j = t_i])·dz/dlogit
  * The fronts check the targets first (pt_index_check_range, the "index_check" kernel); inside a CUDA
- * graph capture that check is deferred, so the CUDA kernels give NaN for a row whose target is out of
- * range instead of reading outside the row. */
+ * graph capture that check is deferred, so for a row whose target is out of range the CUDA kernels
+ * never read outside the row: the forward gives a NaN nll, the backward the softmax gradient without
+ * the one-hot term (as the CPU kernel does); the deferred check fails the step at the next sync. */
 typedef struct {
     int64_t n, V;
     double cap;

@@ -998,3 +998,6 @@ PT_REG_ALL(i32, PT_I32)
 PT_REG_FLOAT(f32, PT_F32)
 PT_REG_FLOAT(f64, PT_F64)
 PT_REG_FLOAT(bf16, PT_BF16)
+
+/* ---------------------------------------------------------------- end of file (tests/emu/elementwise_emu.cpp
+ * extracts the text from the "device math" banner up to this line) */

@@ -82,13 +82,7 @@ if [ -z "$PY" ]; then
   TORCH_WHY="PyTorch not found: $(echo "${TORCH_NOTE:-no python3}" | cut -c1-120)"
   [ "${TORCH:-1}" = 0 ] && TORCH_WHY="TORCH=0"
 else
-  if [ ${#pyenv[@]} -gt 0 ]; then
-    wrap=$(mktemp -d)/python3
-    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$PT_PYTHON_LD_LIBRARY_PATH" "$PY" > "$wrap"
-    chmod +x "$wrap"
-    PY=$wrap
-  fi
-  export PROTEUS_TEST_PYTHON=$PY
+  pt_torch_use
   echo "gpu_bench.sh: $TORCH_NOTE"
 fi
 echo "gpu_bench.sh: $DATE, $DEVNAME, build $BUILD, output in $OUTDIR, time limit ${LIMIT} s (0 = none)"

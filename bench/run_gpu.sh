@@ -44,13 +44,7 @@ if [ -z "$PY" ]; then
   echo "run_gpu.sh: PyTorch with CUDA NOT FOUND — the PyTorch column stays empty (${TORCH_NOTE:-no python3 found})"
   TORCH_ARG=torch=0
 else
-  if [ ${#pyenv[@]} -gt 0 ]; then
-    wrap=$(mktemp -d)/python3
-    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$PT_PYTHON_LD_LIBRARY_PATH" "$PY" > "$wrap"
-    chmod +x "$wrap"
-    PY=$wrap
-  fi
-  export PROTEUS_TEST_PYTHON=$PY
+  pt_torch_use
   echo "run_gpu.sh: $TORCH_NOTE"
 fi
 

@@ -140,16 +140,7 @@ static pt_status hc_check(pt_tensor *x, pt_tensor *w, pt_tensor *targets, double
     if (x->dtype != PT_F32 && x->dtype != PT_F64 && x->dtype != PT_BF16)
         return PT_FAIL(PT_ERR_DTYPE, "%s: x has dtype %s; expected f32, f64 or bf16 (cast it first)", op,
                        pt_dtype_name(x->dtype));
-    if (w->dtype != x->dtype)
-        return PT_FAIL(PT_ERR_DTYPE, "%s: w has dtype %s but x has %s; cast them to one dtype", op,
-                       pt_dtype_name(w->dtype), pt_dtype_name(x->dtype));
-    if (!pt_device_eq(w->device, x->device))
-        return PT_FAIL(PT_ERR_VALUE, "%s: w is on %s but x is on %s", op, pt_device_str(w->device, a, sizeof a),
-                       pt_device_str(x->device, b, sizeof b));
-    if (x->ndim < 1) return PT_FAIL(PT_ERR_SHAPE, "%s: x must be [..., C], got a scalar", op);
-    if (w->ndim != 2 || w->shape[1] != x->shape[x->ndim - 1])
-        return PT_FAIL(PT_ERR_SHAPE, "%s: x %s and w %s do not fit: w must be [V, C] with C = %lld, the last dim of x",
-                       op, sx, sw, (long long)x->shape[x->ndim - 1]);
+    PT_TRY(pt_linear_check_pair(op, x, w, "w", "[V, C]", "C"));
     if (!pt_dtype_is_int(targets->dtype) || targets->dtype == PT_BOOL)
         return PT_FAIL(PT_ERR_DTYPE, "%s: targets have dtype %s; expected integer token ids (i64, i32, u16, u8)", op,
                        pt_dtype_name(targets->dtype));

@@ -56,7 +56,7 @@ static pt_status la_bwd(pt_node *node, pt_tensor *g, pt_tensor **gin) {
 
 /* ---------------- checks ---------------- */
 static pt_status la_check(const char *op, pt_tensor *x, pt_tensor *w, int act, double slope) {
-    char sx[128], sw[128], a[32], b[32];
+    char sx[128], sw[128];
     pt_shape_str(x->ndim, x->shape, sx, sizeof sx);
     pt_shape_str(w->ndim, w->shape, sw, sizeof sw);
     if (act != PT_LINEAR_ACT_RELU2 && act != PT_LINEAR_ACT_LEAKY_RELU2)
@@ -64,16 +64,7 @@ static pt_status la_check(const char *op, pt_tensor *x, pt_tensor *w, int act, d
     if (x->dtype != PT_F32 && x->dtype != PT_F64 && x->dtype != PT_BF16)
         return PT_FAIL(PT_ERR_DTYPE, "%s: x has dtype %s; expected f32, f64 (CPU, CUDA) or bf16 (CUDA); cast it first",
                        op, pt_dtype_name(x->dtype));
-    if (w->dtype != x->dtype)
-        return PT_FAIL(PT_ERR_DTYPE, "%s: W has dtype %s but x has %s; cast them to one dtype", op,
-                       pt_dtype_name(w->dtype), pt_dtype_name(x->dtype));
-    if (!pt_device_eq(w->device, x->device))
-        return PT_FAIL(PT_ERR_VALUE, "%s: W is on %s but x is on %s", op, pt_device_str(w->device, a, sizeof a),
-                       pt_device_str(x->device, b, sizeof b));
-    if (x->ndim < 1) return PT_FAIL(PT_ERR_SHAPE, "%s: x must be [..., in], got a scalar", op);
-    if (w->ndim != 2 || w->shape[1] != x->shape[x->ndim - 1])
-        return PT_FAIL(PT_ERR_SHAPE, "%s: x %s and W %s do not fit: W must be [out, in] with in = %lld, the last dim "
-                                     "of x", op, sx, sw, (long long)x->shape[x->ndim - 1]);
+    PT_TRY(pt_linear_check_pair(op, x, w, "W", "[out, in]", "in"));
     if (act == PT_LINEAR_ACT_LEAKY_RELU2 && !isfinite(slope))
         return PT_FAIL(PT_ERR_VALUE, "%s: slope must be finite, got %g", op, slope);
     const int64_t M = pt_tensor_rows(x), N = w->shape[0], K = w->shape[1];

@@ -240,6 +240,24 @@ done:
 }
 
 /* gA = g · Bᵀ, gB = Aᵀ · g on the promoted shapes, summed back to the input shapes. */
+pt_status pt_linear_check_pair(const char *op, const pt_tensor *x, const pt_tensor *w, const char *wname,
+                               const char *wdims, const char *in) {
+    char sx[128], sw[128], a[32], b[32];
+    pt_shape_str(x->ndim, x->shape, sx, sizeof sx);
+    pt_shape_str(w->ndim, w->shape, sw, sizeof sw);
+    if (w->dtype != x->dtype)
+        return PT_FAIL(PT_ERR_DTYPE, "%s: %s has dtype %s but x has %s; cast them to one dtype", op, wname,
+                       pt_dtype_name(w->dtype), pt_dtype_name(x->dtype));
+    if (!pt_device_eq(w->device, x->device))
+        return PT_FAIL(PT_ERR_VALUE, "%s: %s is on %s but x is on %s", op, wname, pt_device_str(w->device, a, sizeof a),
+                       pt_device_str(x->device, b, sizeof b));
+    if (x->ndim < 1) return PT_FAIL(PT_ERR_SHAPE, "%s: x must be [..., %s], got a scalar", op, in);
+    if (w->ndim != 2 || w->shape[1] != x->shape[x->ndim - 1])
+        return PT_FAIL(PT_ERR_SHAPE, "%s: x %s and %s %s do not fit: %s must be %s with %s = %lld, the last dim of x",
+                       op, sx, wname, sw, wname, wdims, in, (long long)x->shape[x->ndim - 1]);
+    return PT_OK;
+}
+
 pt_status pt_linear_backward(pt_tensor *a, pt_tensor *w, pt_tensor *g, pt_tensor **da, pt_tensor **dw) {
     pt_tensor *t = NULL, *s = NULL, *af = NULL, *gf = NULL;
     pt_status st = PT_OK;

@@ -41,6 +41,13 @@ typedef void (*pt_matmul_kernel)(const pt_matmul_args *args);
  * their gradients are the same bits. */
 pt_status pt_linear_backward(pt_tensor *a, pt_tensor *w, pt_tensor *g, pt_tensor **da, pt_tensor **dw);
 
+/* The operand checks of a fused linear op x · Wᵀ (linear_act.c, head_ce.c): W has x's dtype and device,
+ * x has at least one dim, W is 2-d [rows, in] with in = x's last dim. wname names W in the messages
+ * ("W", "w"), wdims its dims ("[out, in]", "[V, C]") and in its second dim ("in", "C"). The dtypes each
+ * op accepts are its own check. */
+pt_status pt_linear_check_pair(const char *op, const pt_tensor *x, const pt_tensor *w, const char *wname,
+                               const char *wdims, const char *in);
+
 /* One 2-d product through a "matmul" kernel (batch 1, no offsets; defined in matmul.c): out [m, n],
  * contiguous row-major, = op(a) · op(b) with a row-major [m, k] of leading dimension lda (ta = 0) or a
  * row-major [k, m] passed transposed (ta = 1), b likewise [k, n] (tb = 0) or [n, k] (tb = 1). All sizes

@@ -1538,6 +1538,15 @@ function testing.rel(got, want) end
 ---@param what? string names the tensor in the error (default "tensor")
 function testing.same_bits(got, want, what) end
 
+--- The PROTEUS optimizer split (spec §3.4) of a model, as the training tests use it: AdamW for the tied
+--- embedding (lr 0.03), Muon for the 2-D block matrices (lr 0.02, momentum 0.95), AdamW for the scalars
+--- (lr 0.02); betas {0.9, 0.95}, weight decay 0.04. Returns the three optimizers and the {name, param}
+--- pairs of the model.
+---@param model proteus.GPT
+---@return table optimizers
+---@return table named
+function testing.proteus_optimizers(model) end
+
 --- s quoted for a POSIX shell command line (single quotes, embedded quotes escaped).
 ---@param s any
 ---@return string

@@ -8,6 +8,7 @@
 local pt = require "proteus"
 local nn = require "proteus.nn"
 local optim = require "proteus.optim"
+local testing = require "proteus.testing"
 local data = require "proteus.data"
 local st = require "proteus.safetensors"
 local ckpt = require "proteus.checkpoint"
@@ -25,14 +26,7 @@ local function setup(seed, dim)
   pt.manual_seed(seed or 1337)
   local model = nn.GPT { vocab_size = 1024, num_layers = 2, model_dim = dim or 32, num_heads = 2, num_kv_heads = 1,
     mlp_mult = 2 }
-  local named = {}
-  for n, p in model:named_parameters() do named[#named + 1] = { n, p } end
-  local g = optim.split_params(named, "proteus", { unmatched = "scalar" })
-  local opts = {
-    optim.AdamW { params = g.embed.params, lr = 0.03, betas = { 0.9, 0.95 }, weight_decay = 0.04 },
-    optim.Muon { params = g.muon.params, lr = 0.02, momentum = 0.95, weight_decay = 0.04 },
-    optim.AdamW { params = g.scalar.params, lr = 0.02, betas = { 0.9, 0.95 }, weight_decay = 0.04 },
-  }
+  local opts, named = testing.proteus_optimizers(model)
   local parts = { model = model, optimizers = opts, stream = data.stream(data.paths().train),
     ema = optim.EMA { params = named, decay = 0.9, every = 1 }, swa = optim.SWA { params = named, every = 1, threshold = 2 } }
   return parts

@@ -11,6 +11,7 @@
 local pt = require "proteus"
 local nn = require "proteus.nn"
 local optim = require "proteus.optim"
+local testing = require "proteus.testing"
 local cuda = require "proteus.cuda"
 local train = require "proteus.train"
 
@@ -33,14 +34,7 @@ local function gpt_run(tr, graph, extra)
   pt.manual_seed(1337)
   local model = nn.GPT { vocab_size = 1024, num_layers = 2, model_dim = 32, num_heads = 2, num_kv_heads = 1,
     mlp_mult = 2, bigram_vocab_size = 64, bigram_dim = 16, smear_gate = true }
-  local named = {}
-  for n, p in model:named_parameters() do named[#named + 1] = { n, p } end
-  local g = optim.split_params(named, "proteus", { unmatched = "scalar" })
-  local opts = {
-    optim.AdamW { params = g.embed.params, lr = 0.03, betas = { 0.9, 0.95 }, weight_decay = 0.04 },
-    optim.Muon { params = g.muon.params, lr = 0.02, momentum = 0.95, weight_decay = 0.04 },
-    optim.AdamW { params = g.scalar.params, lr = 0.02, betas = { 0.9, 0.95 }, weight_decay = 0.04 },
-  }
+  local opts = testing.proteus_optimizers(model)
   local o = { model = model, optimizers = opts, stream = data.stream(data.paths().train), seq_len = 32,
     batch_seqs = 2, max_steps = 6, clip = 0.3, quiet = true, checkpoint = false, lr_schedule = train.iteration_lr(4),
     momentum_schedule = train.momentum_warmup(0.85, 0.95, 4), cuda_graph = graph,

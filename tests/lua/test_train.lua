@@ -10,7 +10,7 @@
 -- the last checkpoint; the STE fake-quant; EMA/SWA averaging; the records' log line format.
 local pt = require "proteus"
 local nn = require "proteus.nn"
-local optim = require "proteus.optim"
+local testing = require "proteus.testing"
 local sched = require "proteus.schedule"
 local data = require "proteus.data"
 local run = require "proteus.run"
@@ -31,14 +31,7 @@ local function setup(seed)
   pt.manual_seed(seed or 1337)
   local model = nn.GPT { vocab_size = 1024, num_layers = 2, model_dim = 32, num_heads = 2, num_kv_heads = 1,
     mlp_mult = 2, bigram_vocab_size = 64, bigram_dim = 16, smear_gate = true }
-  local named = {}
-  for n, p in model:named_parameters() do named[#named + 1] = { n, p } end
-  local g = optim.split_params(named, "proteus", { unmatched = "scalar" })
-  local opts = {
-    optim.AdamW { params = g.embed.params, lr = 0.03, betas = { 0.9, 0.95 }, weight_decay = 0.04 },
-    optim.Muon { params = g.muon.params, lr = 0.02, momentum = 0.95, weight_decay = 0.04 },
-    optim.AdamW { params = g.scalar.params, lr = 0.02, betas = { 0.9, 0.95 }, weight_decay = 0.04 },
-  }
+  local opts = testing.proteus_optimizers(model)
   return model, opts, data.stream(data.paths().train)
 end
 

@@ -161,6 +161,16 @@ local function make_groups(kind, cfg, defaults, also)
   return groups, keys
 end
 
+-- the state table of parameter k (position counting through the groups), made on first use
+local function state_of(self, k)
+  local st = self.state[k]
+  if not st then
+    st = {}
+    self.state[k] = st
+  end
+  return st
+end
+
 -- ---- the optimizer "class" ----
 local Optimizer = {}
 Optimizer.__index = Optimizer
@@ -209,11 +219,7 @@ function Optimizer:step(lr_mul)
       k = k + 1
       local grad = p.grad
       if grad then
-        local st = self.state[k]
-        if not st then
-          st = {}
-          self.state[k] = st
-        end
+        local st = state_of(self, k)
         self._update(p, grad, st, g, lr, g.names[i] or ("#" .. k))
       end
     end
@@ -457,11 +463,7 @@ local adamw_multi = {
     local plan = make_plan(self, live_params(self, all), ADAMW_NSCAL, device_key)
     for _, L in ipairs(plan.launches) do
       for i, it in ipairs(L.items) do
-        local st = self.state[it.k]
-        if not st then
-          st = {}
-          self.state[it.k] = st
-        end
+        local st = state_of(self, it.k)
         if not st.exp_avg then st.step, st.exp_avg, st.exp_avg_sq = 0, zeros_like(it.p), zeros_like(it.p) end
         local g = it.g
         C.adamw_scalars(L.host, i, { step = st.step + 1, lr = g.lr * lr_mul, beta1 = g.betas[1], beta2 = g.betas[2],
@@ -560,11 +562,7 @@ local muon_multi = {
     for _, L in ipairs(plan.launches) do
       local g = L.g
       for i, it in ipairs(L.items) do
-        local st = self.state[it.k]
-        if not st then
-          st = {}
-          self.state[it.k] = st
-        end
+        local st = state_of(self, it.k)
         if not st.momentum_buffer then st.momentum_buffer = zeros_like(it.p) end
         local s = it.p:shape()
         C.muon_scalars(L.host, i, { lr = g.lr * lr_mul, momentum = g.momentum, weight_decay = g.weight_decay,

@@ -155,6 +155,22 @@ function testing.same_bits(got, want, what)
   end
 end
 
+--- The PROTEUS optimizer split (spec §3.4) of a model, as the training tests use it: AdamW for the tied
+--- embedding (lr 0.03), Muon for the 2-D block matrices (lr 0.02, momentum 0.95), AdamW for the scalars
+--- (lr 0.02); betas {0.9, 0.95}, weight decay 0.04. Returns the three optimizers and the {name, param}
+--- pairs of the model.
+function testing.proteus_optimizers(model)
+  local optim = require "proteus.optim"
+  local named = {}
+  for n, p in model:named_parameters() do named[#named + 1] = { n, p } end
+  local g = optim.split_params(named, "proteus", { unmatched = "scalar" })
+  return {
+    optim.AdamW { params = g.embed.params, lr = 0.03, betas = { 0.9, 0.95 }, weight_decay = 0.04 },
+    optim.Muon { params = g.muon.params, lr = 0.02, momentum = 0.95, weight_decay = 0.04 },
+    optim.AdamW { params = g.scalar.params, lr = 0.02, betas = { 0.9, 0.95 }, weight_decay = 0.04 },
+  }, named
+end
+
 --- s quoted for a POSIX shell command line (single quotes, embedded quotes escaped).
 function testing.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 

@@ -30,6 +30,15 @@ function BC.parse_args(name, opts, known)
   return opts
 end
 
+--- proteus.cuda for a bench run on dev (a CUDA device); an error naming the bench when none is usable.
+function BC.need_cuda(name, dev)
+  local cuda = require "proteus.cuda"
+  if not cuda.is_available() then
+    error(name .. ": device=" .. dev .. " but no CUDA device is usable: " .. cuda.unavailable_reason())
+  end
+  return cuda
+end
+
 -- The median of a list of numbers (the mean of the middle two for an even count; the list is not changed).
 function BC.median(xs)
   local s = {}

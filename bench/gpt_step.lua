@@ -80,12 +80,7 @@ local PY = os.getenv("PROTEUS_TEST_PYTHON") or "/usr/bin/python3"
 local threads = tonumber(os.getenv("OMP_NUM_THREADS") or "") or 2
 
 local cuda
-if on_gpu then
-  cuda = require "proteus.cuda"
-  if not cuda.is_available() then
-    error("gpt_step: device=" .. opts.device .. " but no CUDA device is usable: " .. cuda.unavailable_reason())
-  end
-end
+if on_gpu then cuda = BC.need_cuda("gpt_step", opts.device) end
 
 local median = BC.median
 local function list(ts)

@@ -83,12 +83,7 @@ local PY = os.getenv("PROTEUS_TEST_PYTHON") or "/usr/bin/python3"
 local threads = tonumber(os.getenv("OMP_NUM_THREADS") or "") or 2
 
 local cuda
-if on_gpu then
-  cuda = require "proteus.cuda"
-  if not cuda.is_available() then
-    error("ttt_eval: device=" .. dev .. " but no CUDA device is usable: " .. cuda.unavailable_reason())
-  end
-end
+if on_gpu then cuda = BC.need_cuda("ttt_eval", dev) end
 local function sync() if on_gpu then cuda.synchronize() end end
 
 -- ---- model (the builder's init moved by 0.05·N(0,1), as bench/gpt_step.lua), documents, LoRA init ----
